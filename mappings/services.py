@@ -1,0 +1,79 @@
+"""Writes for connections and their tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from mappings.catalogue import BUILTIN_ATTRIBUTES
+from mappings.models import AttributeMapping, Connection, ScimToken
+from mappings.presets import preset_mapped_attributes
+
+
+@transaction.atomic
+def connection_create(
+    *, name: str, preset: str = Connection.Preset.GENERIC, sync_cadence: timedelta | None = None
+) -> Connection:
+    """Create a connection with one mapping row per catalogue attribute, from its preset."""
+    mapped = preset_mapped_attributes(preset)
+    connection = Connection(name=name, preset=preset)
+    if sync_cadence is not None:
+        connection.sync_cadence = sync_cadence
+    connection.full_clean()
+    connection.save()
+    connection_apply_preset_mappings(connection=connection, mapped=mapped)
+    return connection
+
+
+def connection_apply_preset_mappings(*, connection: Connection, mapped: set[str]) -> None:
+    """Create the missing mapping rows of a new connection (existing rows are kept)."""
+    existing = set(connection.mappings.values_list("attribute", flat=True))
+    AttributeMapping.objects.bulk_create(
+        AttributeMapping(
+            connection=connection,
+            attribute=a.short_name,
+            state=AttributeMapping.State.MAPPED if a.short_name in mapped else AttributeMapping.State.UNMAPPED,
+        )
+        for a in BUILTIN_ATTRIBUTES
+        if not a.always_idp and a.short_name not in existing
+    )
+
+
+def token_create(*, connection: Connection, label: str = "", expires_at=None) -> tuple[ScimToken, str]:
+    """Create a bearer token; the plaintext is returned once and never stored."""
+    plaintext = ScimToken.new_plaintext()
+    token = ScimToken.objects.create(
+        connection=connection, label=label, digest=ScimToken.digest_of(plaintext),
+        hint=plaintext[: len(ScimToken.PREFIX) + 4], expires_at=expires_at,
+    )
+    return token, plaintext
+
+
+def token_revoke(*, token: ScimToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+
+
+def token_authenticate(plaintext: str) -> ScimToken | None:
+    """The usable token whose digest matches, or None.
+
+    The lookup is by digest on a unique index, so its timing depends on the
+    digest, not on how many characters of the secret were right; the final
+    comparison is constant-time all the same.
+    """
+    import hmac
+
+    if not plaintext.startswith(ScimToken.PREFIX):
+        return None
+    digest = ScimToken.digest_of(plaintext)
+    token = ScimToken.objects.usable().select_related("connection").filter(digest=digest).first()
+    if token is None or not hmac.compare_digest(token.digest, digest):
+        return None
+    now = timezone.now()
+    # Recording every use would write on every request; a minute's precision is plenty.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ScimToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -1,0 +1,159 @@
+"""Sync state: what the IdP sent per attribute, local edits, the journal, sync runs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AttributeState(models.Model):
+    """Provenance of one attribute of one provisioned user.
+
+    A row exists once the IdP has sent the attribute or an admin has edited it.
+    `idp_received_at` None means "never sent" (a sync leaves the attribute
+    alone); a received `idp_value` of None means "sent empty" (a sync clears it).
+    `at_risk` is derived (mapped apply=always and current value differs from
+    the IdP value) and stored so lists can filter and count it in SQL; it is
+    recomputed by every service that changes its inputs.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attribute_states"
+    )
+    attribute = models.CharField(max_length=150)
+    idp_value = models.JSONField(null=True, blank=True)
+    idp_received_at = models.DateTimeField(null=True, blank=True)
+    local_edit_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    local_edit_by_label = models.CharField(max_length=150, blank=True)
+    local_edit_at = models.DateTimeField(null=True, blank=True)
+    local_edit_before = models.JSONField(null=True, blank=True)
+    at_risk = models.BooleanField(default=False, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "attribute"], name="unique_attribute_state"),
+        ]
+        indexes = [models.Index(fields=["attribute", "at_risk"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.attribute}"
+
+    @property
+    def idp_sent(self) -> bool:
+        return self.idp_received_at is not None
+
+    @property
+    def has_local_edit(self) -> bool:
+        return self.local_edit_at is not None
+
+
+class JournalEntry(models.Model):
+    """One push, sync, local edit, revert or restore of one user, with its changes."""
+
+    class Kind(models.TextChoices):
+        PUSH = "push", "IdP push"
+        SYNC = "sync", "Deferred sync"
+        LOCAL_EDIT = "local_edit", "Local edit"
+        REVERT = "revert", "Revert to IdP value"
+        RESTORE = "restore", "Restore of a lost edit"
+        CREATE = "create", "Provisioned"
+        DELETE = "delete", "Deprovisioned"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="journal"
+    )
+    # Kept when the user is deleted, so the journal outlives a SCIM DELETE.
+    user_name = models.CharField(max_length=255)
+    connection = models.ForeignKey(
+        "mappings.Connection", null=True, on_delete=models.CASCADE, related_name="journal"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What did it: "SCIM PATCH", "sync run 12", "admin alice".
+    source = models.CharField(max_length=150)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sync_run = models.ForeignKey(
+        "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="journal"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "journal entries"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.user_name} by {self.source}"
+
+
+class JournalChange(models.Model):
+    """One attribute's old and new value within a journal entry.
+
+    `lost_edit` marks a local edit that a sync overwrote; the edit's author and
+    time are copied here because the AttributeState forgets them once synced.
+    """
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        LOST_EDIT = "lost_edit", "Overwrote a local edit"
+        KEPT_LOCAL = "kept_local", "Recorded only; the product's value kept"
+        EDITED = "edited", "Edited locally"
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.CASCADE, related_name="changes")
+    attribute = models.CharField(max_length=150)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.APPLIED)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    lost_edit = models.BooleanField(default=False, db_index=True)
+    lost_edit_by_label = models.CharField(max_length=150, blank=True)
+    lost_edit_at = models.DateTimeField(null=True, blank=True)
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class SyncRun(models.Model):
+    """A deferred sync, recorded before it is queued so a broker outage loses nothing."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Reason(models.TextChoices):
+        MANUAL = "manual", "Sync now"
+        SCHEDULE = "schedule", "Schedule"
+        MAPPING_CHANGE = "mapping_change", "Mapping change"
+        RETRY = "retry", "Retry"
+
+    connection = models.ForeignKey(
+        "mappings.Connection", on_delete=models.CASCADE, related_name="sync_runs"
+    )
+    # Empty means the whole connection.
+    user_ids = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED, db_index=True)
+    users_total = models.PositiveIntegerField(default=0)
+    users_done = models.PositiveIntegerField(default=0)
+    attributes_overwritten = models.PositiveIntegerField(default=0)
+    lost_edits = models.PositiveIntegerField(default=0)
+    # The last user primary key synced: a resumed run continues after it.
+    checkpoint = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Sync run {self.pk} ({self.get_state_display()})"

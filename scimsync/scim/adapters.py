@@ -1,0 +1,275 @@
+"""django-scim2 adapters: translate between SCIM JSON and the sync engine's services.
+
+The adapters hold no rules of their own. Users are written only through
+scimsync.sync.services, so a SCIM push is journaled and flagged exactly like
+a deferred sync or an admin's edit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django_scim.adapters import SCIMMixin
+
+from mappings.catalogue import all_attributes
+from mappings.models import Connection
+from scimsync.models import AttributeState, JournalEntry
+from scimsync.scim import errors
+from scimsync.scim.documents import (
+    addressed_attributes, build_group_document, build_user_document, parse_group_document,
+    parse_user_document,
+)
+from scimsync.scim.patch import GROUP_SHAPE, USER_SHAPE, apply_operations
+from scimsync.scim.urls_util import base_location
+from scimsync.sync import services
+from scimsync.sync.values import InvalidValue, normalize, read_value, same_value
+from users.models import Group, GroupMembership, User, name_key
+
+
+def _meta(obj, resource_type: str, location: str, created) -> dict:
+    return {
+        "resourceType": resource_type,
+        "created": created.isoformat(),
+        "lastModified": obj.updated_at.isoformat(),
+        "location": location,
+        "version": etag_of(obj),
+    }
+
+
+def etag_of(obj) -> str:
+    return f'W/"{obj.version}"'
+
+
+class SCIMUserAdapter(SCIMMixin):
+    url_name = "scim:users"
+    resource_type = "User"
+    id_field = "scim_id"
+
+    def __init__(self, obj: User, request=None, *, attributes=None):
+        super().__init__(obj, request)
+        self.attributes = attributes if attributes is not None else all_attributes()
+
+    @property
+    def location(self) -> str:
+        return base_location(self.request) + reverse(self.url_name, kwargs={"uuid": self.id})
+
+    def to_dict(self, *, with_groups: bool = True) -> dict:
+        user = self.obj
+        values = {a.short_name: read_value(user, a) for a in self.attributes}
+        doc = build_user_document(values, user.scim_extras, self.attributes)
+        doc = {"schemas": doc.pop("schemas"), "id": str(user.scim_id), **doc}
+        if with_groups:
+            groups = [m.group for m in user.memberships.all()]
+            if groups:
+                doc["groups"] = [
+                    {"value": str(g.scim_id), "display": g.display_name, "type": "direct",
+                     "$ref": base_location(self.request) + reverse("scim:groups", kwargs={"uuid": str(g.scim_id)})}
+                    for g in groups
+                ]
+        doc["meta"] = _meta(user, "User", self.location, user.date_joined)
+        return doc
+
+    # --- writes -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, *, connection: Connection, body: Any, request) -> SCIMUserAdapter:
+        attributes = all_attributes()
+        parsed = parse_user_document(body, attributes)
+        user_name = _required_user_name(parsed.values)
+        _check_user_name_free(connection, user_name, exclude_pk=None)
+        received = {k: v for k, v in parsed.values.items()}
+        try:
+            user = services.user_provision(
+                connection=connection, received=received, extras=_clean_extras(parsed.extras),
+                actor=services.Actor("SCIM POST"),
+            )
+        except InvalidValue as e:
+            raise errors.invalid_value(str(e)) from None
+        except IntegrityError:
+            raise errors.uniqueness(f"userName {user_name!r} is already taken") from None
+        return cls(_reload_user(user.pk), request, attributes=attributes)
+
+    def replace(self, body: Any) -> None:
+        """PUT: the document replaces the IdP-owned part (DESIGN.md's PUT rule)."""
+        parsed = parse_user_document(body, self.attributes)
+        user_name = _required_user_name(parsed.values)
+        _check_user_name_free(self.obj.connection, user_name, exclude_pk=self.obj.pk)
+        received = dict(parsed.values)
+        for attribute in self.attributes:
+            # Omitted means sent empty; the identifiers are never cleared by omission.
+            if attribute.short_name not in received and not attribute.always_idp:
+                received[attribute.short_name] = None
+        self._push(received, _clean_extras(parsed.extras), "SCIM PUT")
+
+    def patch(self, operations: Any) -> None:
+        """PATCH applies to what the IdP last sent, then is pushed like a PUT of what changed."""
+        states = AttributeState.objects.filter(user=self.obj, idp_received_at__isnull=False)
+        idp_values = {s.attribute: s.idp_value for s in states}
+        before = build_user_document(idp_values, self.obj.scim_extras, self.attributes)
+        after, touches = apply_operations(before, operations, USER_SHAPE)
+        parsed = parse_user_document(after, self.attributes)
+        addressed = addressed_attributes(touches, self.attributes)
+        received = {}
+        for attribute in self.attributes:
+            name = attribute.short_name
+            new = parsed.values.get(name)
+            if name in addressed or not same_value(new, idp_values.get(name)):
+                received[name] = new
+        if "user_name" in received:
+            user_name = _required_user_name(received)
+            _check_user_name_free(self.obj.connection, user_name, exclude_pk=self.obj.pk)
+        self._push(received, _clean_extras(parsed.extras), "SCIM PATCH")
+
+    def _push(self, received: dict, extras: dict, label: str) -> None:
+        try:
+            services.user_receive_push(
+                user=self.obj, received=received, extras=extras, actor=services.Actor(label)
+            )
+        except InvalidValue as e:
+            raise errors.invalid_value(str(e)) from None
+        except IntegrityError:
+            raise errors.uniqueness("userName is already taken in this connection") from None
+        self.obj = _reload_user(self.obj.pk)
+
+    @transaction.atomic
+    def delete(self) -> None:
+        """DELETE removes the user; the journal keeps a row saying who and when."""
+        user = self.obj
+        JournalEntry.objects.create(
+            user=None, user_name=user.user_name, connection_id=user.connection_id,
+            kind=JournalEntry.Kind.DELETE, source="SCIM DELETE",
+        )
+        user.delete()
+
+
+def _reload_user(pk: int) -> User:
+    return User.objects.select_related("manager").prefetch_related("memberships__group").get(pk=pk)
+
+
+def _required_user_name(values: dict) -> str:
+    user_name = values.get("user_name")
+    if not isinstance(user_name, str) or not user_name.strip():
+        raise errors.invalid_value("userName is required")
+    return user_name
+
+
+def _check_user_name_free(connection: Connection, user_name: str, *, exclude_pk: int | None) -> None:
+    taken = User.objects.filter(connection=connection, user_name_key=name_key(user_name))
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise errors.uniqueness(f"userName {user_name!r} is already taken")
+
+
+def _clean_extras(extras: dict) -> dict:
+    return {k: v for k, v in extras.items() if v}
+
+
+class SCIMGroupAdapter(SCIMMixin):
+    url_name = "scim:groups"
+    resource_type = "Group"
+    id_field = "scim_id"
+
+    @property
+    def location(self) -> str:
+        return base_location(self.request) + reverse(self.url_name, kwargs={"uuid": self.id})
+
+    def member_ids(self) -> list[str]:
+        return [str(u) for u in self.obj.memberships.values_list("user__scim_id", flat=True).order_by("id")]
+
+    def to_dict(self, *, with_members: bool = True, member_ids: list[str] | None = None) -> dict:
+        group = self.obj
+        if with_members and member_ids is None:
+            member_ids = self.member_ids()
+        doc = build_group_document(group, member_ids if with_members else None)
+        doc = {"schemas": doc.pop("schemas"), "id": str(group.scim_id), **doc}
+        doc["meta"] = _meta(group, "Group", self.location, group.created_at)
+        return doc
+
+    @classmethod
+    @transaction.atomic
+    def create(cls, *, connection: Connection, body: Any, request) -> SCIMGroupAdapter:
+        parsed = parse_group_document(body)
+        name = _required_group_name(parsed.display_name)
+        _check_group_name_free(connection, name, exclude_pk=None)
+        group = Group(connection=connection, display_name=name, external_id=parsed.external_id or "")
+        try:
+            with transaction.atomic():
+                group.save()
+        except IntegrityError:
+            raise errors.uniqueness(f"displayName {name!r} is already taken") from None
+        if parsed.member_ids:
+            _set_members(group, parsed.member_ids)
+        return cls(group, request)
+
+    @transaction.atomic
+    def replace(self, body: Any) -> None:
+        parsed = parse_group_document(body)
+        self._save(parsed.display_name, parsed.external_id or "", parsed.member_ids or [])
+
+    @transaction.atomic
+    def patch(self, operations: Any) -> None:
+        before = build_group_document(self.obj, self.member_ids())
+        after, _ = apply_operations(before, operations, GROUP_SHAPE)
+        parsed = parse_group_document(after)
+        self._save(parsed.display_name, parsed.external_id or "", parsed.member_ids or [])
+
+    def _save(self, display_name, external_id: str, member_ids: list[str]) -> None:
+        group = Group.objects.select_for_update().get(pk=self.obj.pk)
+        name = _required_group_name(display_name)
+        _check_group_name_free(group.connection, name, exclude_pk=group.pk)
+        group.display_name, group.external_id = name, external_id
+        _set_members(group, member_ids)
+        group.version += 1
+        group.save()
+        self.obj = group
+
+    def delete(self) -> None:
+        self.obj.delete()
+
+
+def _required_group_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise errors.invalid_value("displayName is required")
+    return name
+
+
+def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
+    taken = Group.objects.filter(connection=connection, display_name_key=name_key(name))
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise errors.uniqueness(f"displayName {name!r} is already taken")
+
+
+def _set_members(group: Group, member_ids: list[str]) -> None:
+    """Make the membership exactly `member_ids`, in bulk; every id must be a user of the connection.
+
+    An unknown id fails the whole request (RFC 7644 §3.5.2: PATCH is atomic),
+    so existing members are never lost and unknown ids never stored.
+    """
+    import uuid
+
+    wanted: set[uuid.UUID] = set()
+    for raw in member_ids:
+        try:
+            wanted.add(uuid.UUID(raw))
+        except ValueError:
+            raise errors.invalid_value(f"member {raw!r} is not a user id") from None
+    found = dict(
+        User.objects.filter(connection_id=group.connection_id, scim_id__in=wanted).values_list("scim_id", "pk")
+    )
+    missing = wanted - set(found)
+    if missing:
+        raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
+    current = set(group.memberships.values_list("user_id", flat=True))
+    target = set(found.values())
+    GroupMembership.objects.filter(group=group, user_id__in=current - target).delete()
+    GroupMembership.objects.bulk_create(
+        [GroupMembership(group=group, user_id=pk) for pk in target - current], batch_size=2000
+    )
+
+
+__all__ = ["SCIMGroupAdapter", "SCIMUserAdapter", "etag_of", "normalize"]

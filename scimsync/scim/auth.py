@@ -1,0 +1,23 @@
+"""Bearer-token authentication of SCIM requests.
+
+Each token belongs to one connection; every query a SCIM view makes is scoped
+to that connection, so a token never sees another connection's resources or
+a local account.
+"""
+
+from __future__ import annotations
+
+from mappings.models import Connection
+from mappings.services import token_authenticate
+from scimsync.scim.errors import ScimError
+
+
+def authenticate(request) -> Connection:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise ScimError(401, "Authentication required: send Authorization: Bearer <token>")
+    token = token_authenticate(credentials.strip())
+    if token is None:
+        raise ScimError(401, "The bearer token is not valid, expired or revoked")
+    return token.connection

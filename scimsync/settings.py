@@ -1,0 +1,185 @@
+"""scimsync settings, read from the environment.
+
+Defaults are for a zero-setup development run (SQLite, embedded broker);
+production sets DATABASE_URL, REDIS_URL, SECRET_KEY and DEBUG=false.
+A bad value stops the process at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from scimsync.env import ConfigError, env_bool, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SCIMSYNC_VAR_DIR", str(BASE_DIR / "var")))
+
+# DEBUG defaults to off: a forgotten variable must not expose debug pages.
+DEBUG = env_bool("DEBUG", False)
+
+_INSECURE_DEV_KEY = "insecure-development-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ConfigError("SECRET_KEY is not set; it is required when DEBUG is off")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS-terminating proxy, trust X-Forwarded-Proto so meta.location says https.
+if env_bool("SCIMSYNC_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_scim",
+    "users",
+    "mappings",
+    "scimsync",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scimsync.urls"
+WSGI_APPLICATION = "scimsync.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_url(
+    "DATABASE_URL", schemes={"postgres", "postgresql", "pgsql", "sqlite"}
+)
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "scimsync.sqlite3",
+            # SQLite serialises writers; wait for the lock instead of failing at once.
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "users.User"
+# Only local accounts (no connection) sign in with a password; provisioned users use SSO.
+AUTHENTICATION_BACKENDS = ["users.auth.LocalAccountBackend"]
+# userName is unique per connection (and among local accounts), not globally;
+# LocalAccountBackend signs in local accounts only, so the lookup is unambiguous.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+LOGIN_URL = "admin:login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Celery: Redis when configured, otherwise kombu's filesystem transport, which
+# needs no server, so `make run` works on a machine with only python3.
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "filesystem"}) or env_url(
+    "REDIS_URL", schemes={"redis", "rediss"}
+)
+if CELERY_BROKER_URL is None:
+    _queue_dir = VAR_DIR / "broker"
+    # kombu's filesystem transport does not create its folders.
+    for _sub in ("queue", "processed"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("SCIMSYNC_TASK_TIME_LIMIT", 3600, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30 if CELERY_TASK_TIME_LIMIT > 60 else None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a request when the broker is down: the run row is
+# already saved, and the sweep re-queues it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = False
+
+SCIMSYNC = {
+    # Users synced per batch in a deferred sync: one transaction per batch.
+    "SYNC_BATCH_SIZE": env_int("SCIMSYNC_SYNC_BATCH_SIZE", 500, minimum=1),
+    # Default declared cadence of a new connection (Entra's cycle is 40 minutes).
+    "DEFAULT_CADENCE": timedelta(minutes=env_int("SCIMSYNC_DEFAULT_CADENCE_MINUTES", 40, minimum=1)),
+    # The most resources a list page returns; advertised in ServiceProviderConfig.
+    "MAX_PAGE_SIZE": env_int("SCIMSYNC_MAX_PAGE_SIZE", 200, minimum=1),
+    "MAX_BODY_BYTES": env_int("SCIMSYNC_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+}
+
+SCIM_SERVICE_PROVIDER = {
+    "NETLOC": env_str("SCIMSYNC_NETLOC", "localhost"),
+    "AUTHENTICATION_SCHEMES": [
+        {
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "A per-connection bearer token created in the scimsync admin.",
+            "primary": True,
+        }
+    ],
+    "USER_ADAPTER": "scimsync.scim.adapters.SCIMUserAdapter",
+    "GROUP_MODEL": "users.models.Group",
+    "GROUP_ADAPTER": "scimsync.scim.adapters.SCIMGroupAdapter",
+    "SERVICE_PROVIDER_CONFIG_MODEL": "scimsync.scim.discovery.ServiceProviderConfig",
+    "BASE_LOCATION_GETTER": "scimsync.scim.urls_util.base_location",
+    "SCHEMAS_GETTER": "scimsync.scim.discovery.static_schemas",
+    "WWW_AUTHENTICATE_HEADER": 'Bearer realm="scimsync"',
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

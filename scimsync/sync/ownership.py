@@ -1,0 +1,55 @@
+"""Who owns an attribute of a connection's users: the mapping rules of DESIGN.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mappings.catalogue import Attribute
+from mappings.models import AttributeMapping, Connection
+
+
+class Owner(StrEnum):
+    IDP = "idp"  # mapped, apply=always: every sync overwrites
+    IDP_ON_CREATE = "idp_on_create"  # mapped, apply=on_create: seeds a new user only
+    LOCAL = "local"  # unmapped: the product owns it
+
+    @property
+    def label(self) -> str:
+        return {"idp": "IdP-owned", "idp_on_create": "IdP on create", "local": "Local"}[self.value]
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """The owners of every attribute for one connection, loaded in one query."""
+
+    by_attribute: dict[str, Owner]
+
+    @classmethod
+    def for_connection(cls, connection: Connection | int) -> Ownership:
+        connection_id = connection if isinstance(connection, int) else connection.pk
+        rows = AttributeMapping.objects.filter(connection_id=connection_id).values_list(
+            "attribute", "state", "apply"
+        )
+        return cls({attr: owner_of(state, apply) for attr, state, apply in rows})
+
+    def owner(self, attribute: Attribute) -> Owner:
+        if attribute.always_idp:
+            return Owner.IDP
+        # An attribute with no mapping row (a custom attribute added after the
+        # connection) belongs to the product until an admin maps it.
+        return self.by_attribute.get(attribute.short_name, Owner.LOCAL)
+
+    def overwrites_on_sync(self, attribute: Attribute) -> bool:
+        return self.owner(attribute) is Owner.IDP
+
+    def applies_on_create(self, attribute: Attribute) -> bool:
+        return self.owner(attribute) in (Owner.IDP, Owner.IDP_ON_CREATE)
+
+
+def owner_of(state: str, apply: str) -> Owner:
+    if state == AttributeMapping.State.UNMAPPED:
+        return Owner.LOCAL
+    if apply == AttributeMapping.Apply.ON_CREATE:
+        return Owner.IDP_ON_CREATE
+    return Owner.IDP

@@ -1,0 +1,112 @@
+"""Deferred syncs: a sync run is a row first, then a Celery message.
+
+The row is written before the task is queued, so a broker outage loses
+nothing: a queued run whose message never left is re-queued by
+`sync_runs_requeue_stale`. A worker claims a run with a conditional UPDATE and
+checkpoints per batch, so a second delivery of the same message finds the run
+claimed or resumes after the last finished batch; user_sync is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mappings.models import Connection
+from scimsync.models import SyncRun
+from scimsync.sync.services import Actor, user_sync
+from users.models import User
+
+logger = logging.getLogger(__name__)
+
+
+def sync_run_start(
+    *, connection: Connection, user_ids: list[int] | None = None, reason: str = SyncRun.Reason.MANUAL,
+    requested_by: User | None = None,
+) -> SyncRun:
+    """Record a run, then queue it once the transaction commits."""
+    users = User.objects.filter(connection=connection)
+    if user_ids:
+        users = users.filter(pk__in=user_ids)
+    run = SyncRun.objects.create(
+        connection=connection, user_ids=sorted(user_ids or []), reason=reason,
+        requested_by=requested_by, users_total=users.count(),
+    )
+    transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
+    return run
+
+
+def sync_run_dispatch(*, run_id: int) -> bool:
+    """Send the run to the broker; on failure leave it queued for the sweep."""
+    from scimsync.tasks import execute_sync_run
+
+    try:
+        execute_sync_run.apply_async(args=[run_id], retry=False)
+    except Exception:  # the broker is down: the row waits, the sweep re-queues it
+        logger.warning("could not queue sync run %s; it stays queued", run_id, exc_info=True)
+        return False
+    return True
+
+
+def sync_runs_requeue_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Re-send queued runs whose message may have been lost. Safe to repeat: claiming is atomic."""
+    cutoff = timezone.now() - older_than
+    ids = list(SyncRun.objects.filter(state=SyncRun.State.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True))
+    return sum(sync_run_dispatch(run_id=i) for i in ids)
+
+
+def _claim(run_id: int) -> bool:
+    """Only one worker proceeds; a run left RUNNING by a dead worker is resumed by the next delivery."""
+    claimed = SyncRun.objects.filter(pk=run_id, state__in=[SyncRun.State.QUEUED, SyncRun.State.RUNNING]).update(
+        state=SyncRun.State.RUNNING, started_at=timezone.now()
+    )
+    return claimed == 1
+
+
+def sync_run_execute(*, run_id: int) -> None:
+    """Sync every user of the run in batches, checkpointing after each batch."""
+    if not _claim(run_id):
+        return
+    run = SyncRun.objects.select_related("connection").get(pk=run_id)
+    batch_size = settings.SCIMSYNC["SYNC_BATCH_SIZE"]
+    actor = Actor(label=f"sync run {run.pk}", sync_run=run)
+    users = User.objects.filter(connection=run.connection).order_by("pk")
+    if run.user_ids:
+        users = users.filter(pk__in=run.user_ids)
+    try:
+        while True:
+            batch = list(users.filter(pk__gt=run.checkpoint)[:batch_size])
+            if not batch:
+                break
+            overwritten = lost = 0
+            with transaction.atomic():
+                for user in batch:
+                    outcome = user_sync(user=user, actor=actor)
+                    overwritten += outcome.overwritten
+                    lost += outcome.lost_edits
+                SyncRun.objects.filter(pk=run.pk).update(
+                    checkpoint=batch[-1].pk, users_done=F("users_done") + len(batch),
+                    attributes_overwritten=F("attributes_overwritten") + overwritten,
+                    lost_edits=F("lost_edits") + lost,
+                )
+            run.checkpoint = batch[-1].pk
+    except Exception as error:
+        logger.exception("sync run %s failed", run_id)
+        SyncRun.objects.filter(pk=run_id).update(
+            state=SyncRun.State.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+        )
+        return
+    SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.SUCCEEDED, finished_at=timezone.now())
+
+
+def sync_run_retry(*, run: SyncRun, requested_by: User | None) -> SyncRun:
+    """A failed run is retried as a new run over the same users."""
+    return sync_run_start(
+        connection=run.connection, user_ids=run.user_ids or None, reason=SyncRun.Reason.RETRY,
+        requested_by=requested_by,
+    )

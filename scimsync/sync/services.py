@@ -1,0 +1,398 @@
+"""The sync engine: every write to a provisioned user's profile goes through here.
+
+The SCIM adapter, the admin, the REST API and the Celery tasks call these
+functions and nothing else, so an edit is flagged and journaled the same way
+whichever door it came in by. Each function is atomic and writes its journal
+entry in the same transaction as the change (DESIGN.md, "Sync of a user").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from mappings.catalogue import Attribute, all_attributes, get_attribute
+from mappings.models import AttributeMapping, Connection, MappingChange
+from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
+from scimsync.sync.ownership import Ownership, owner_of
+from scimsync.sync.values import normalize, read_value, same_value, write_value
+from users.models import User
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who or what made a change, as the journal shows it."""
+
+    label: str
+    user: User | None = None
+    sync_run: SyncRun | None = None
+
+    @classmethod
+    def person(cls, user: User) -> Actor:
+        return cls(label=user.user_name, user=user)
+
+
+@dataclass
+class SyncOutcome:
+    """What one push or sync did to one user."""
+
+    changes: list[JournalChange] = field(default_factory=list)
+
+    @property
+    def overwritten(self) -> int:
+        return sum(1 for c in self.changes if c.outcome != JournalChange.Outcome.KEPT_LOCAL)
+
+    @property
+    def lost_edits(self) -> int:
+        return sum(1 for c in self.changes if c.lost_edit)
+
+
+class _StateBook:
+    """The AttributeState rows of one user, loaded once and saved in bulk."""
+
+    def __init__(self, user: User):
+        self.user = user
+        self.rows = {s.attribute: s for s in AttributeState.objects.filter(user=user)}
+        self.touched: set[str] = set()
+
+    def get(self, name: str) -> AttributeState | None:
+        return self.rows.get(name)
+
+    def get_or_new(self, name: str) -> AttributeState:
+        if name not in self.rows:
+            self.rows[name] = AttributeState(user=self.user, attribute=name)
+        self.touched.add(name)
+        return self.rows[name]
+
+    def mark(self, name: str) -> None:
+        self.touched.add(name)
+
+    def save(self) -> None:
+        rows = [self.rows[n] for n in self.touched]
+        new = [r for r in rows if r.pk is None]
+        old = [r for r in rows if r.pk is not None]
+        AttributeState.objects.bulk_create(new)
+        AttributeState.objects.bulk_update(
+            old,
+            ["idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
+             "local_edit_at", "local_edit_before", "at_risk"],
+        )
+
+
+def compute_at_risk(
+    user: User, attribute: Attribute, state: AttributeState | None, ownership: Ownership
+) -> bool:
+    """DESIGN.md "At risk": mapped (apply=always) and the value differs from the IdP value.
+
+    A value the IdP never sent is not at risk: a sync leaves it alone.
+    """
+    if state is None or not state.idp_sent or not ownership.overwrites_on_sync(attribute):
+        return False
+    return not same_value(read_value(user, attribute), state.idp_value)
+
+
+def _refresh_flags(user: User, book: _StateBook, ownership: Ownership, attrs: Iterable[Attribute]):
+    for attribute in attrs:
+        state = book.get(attribute.short_name)
+        if state is None:
+            continue
+        flag = compute_at_risk(user, attribute, state, ownership)
+        if flag != state.at_risk:
+            state.at_risk = flag
+            book.mark(attribute.short_name)
+
+
+def _forget_local_edit(state: AttributeState) -> None:
+    state.local_edit_by = None
+    state.local_edit_by_label = ""
+    state.local_edit_at = None
+    state.local_edit_before = None
+
+
+def _journal(
+    user: User, kind: str, actor: Actor, changes: list[JournalChange]
+) -> JournalEntry:
+    entry = JournalEntry.objects.create(
+        user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
+        source=actor.label, actor=actor.user, sync_run=actor.sync_run,
+    )
+    for change in changes:
+        change.entry = entry
+    JournalChange.objects.bulk_create(changes)
+    return entry
+
+
+def _save_user(user: User) -> None:
+    user.version += 1
+    user.save()
+
+
+def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list[Attribute]):
+    """Make every mapped (apply=always) attribute equal to its IdP value.
+
+    Returns the journal changes: one per attribute overwritten, marking lost edits.
+    """
+    changes: list[JournalChange] = []
+    for attribute in attrs:
+        state = book.get(attribute.short_name)
+        if state is None or not state.idp_sent or not ownership.overwrites_on_sync(attribute):
+            continue
+        current = read_value(user, attribute)
+        if not same_value(current, state.idp_value):
+            write_value(user, attribute, state.idp_value)
+            lost = state.has_local_edit
+            changes.append(
+                JournalChange(
+                    attribute=attribute.short_name, old_value=current, new_value=state.idp_value,
+                    outcome=JournalChange.Outcome.LOST_EDIT if lost else JournalChange.Outcome.APPLIED,
+                    lost_edit=lost, lost_edit_by_label=state.local_edit_by_label,
+                    lost_edit_at=state.local_edit_at,
+                )
+            )
+        if state.has_local_edit:
+            _forget_local_edit(state)
+            book.mark(attribute.short_name)
+    return changes
+
+
+def _record_idp_values(
+    user: User, book: _StateBook, ownership: Ownership, received: dict[str, Any], now
+) -> list[JournalChange]:
+    """Store what the IdP sent; return "recorded only" changes for local attributes."""
+    kept_local: list[JournalChange] = []
+    for name, value in received.items():
+        attribute = get_attribute(name)
+        state = book.get_or_new(name)
+        value = normalize(value)
+        if not ownership.overwrites_on_sync(attribute):
+            current = read_value(user, attribute)
+            if not same_value(current, value) and not (state.idp_sent and same_value(state.idp_value, value)):
+                kept_local.append(
+                    JournalChange(
+                        attribute=name, old_value=current, new_value=value,
+                        outcome=JournalChange.Outcome.KEPT_LOCAL,
+                    )
+                )
+        state.idp_value = value
+        state.idp_received_at = now
+    return kept_local
+
+
+@transaction.atomic
+def user_provision(
+    *, connection: Connection, received: dict[str, Any], extras: dict, actor: Actor
+) -> User:
+    """Create a user from an IdP's POST: mapped attributes (always or on_create) are seeded.
+
+    Unmapped attributes are the product's: their IdP values are recorded, not applied.
+    Raises django.db.IntegrityError when the userName is taken in this connection.
+    """
+    now = timezone.now()
+    ownership = Ownership.for_connection(connection)
+    user = User(connection=connection, user_name=received["user_name"], scim_extras=extras)
+    user.set_unusable_password()
+    changes: list[JournalChange] = []
+    for name, value in received.items():
+        attribute = get_attribute(name)
+        if ownership.applies_on_create(attribute) and normalize(value) is not None:
+            write_value(user, attribute, value)
+            changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
+    with transaction.atomic():  # a savepoint, so a duplicate name leaves the outer transaction usable
+        user.save()
+    book = _StateBook(user)
+    changes += _record_idp_values(user, book, ownership, received, now)
+    _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
+    book.save()
+    _journal(user, JournalEntry.Kind.CREATE, actor, changes)
+    Connection.objects.filter(pk=connection.pk).update(last_push_at=now)
+    return user
+
+
+@transaction.atomic
+def user_receive_push(
+    *, user: User, received: dict[str, Any], extras: dict | None, actor: Actor
+) -> SyncOutcome:
+    """Apply an IdP's PUT or PATCH of an existing user (DESIGN.md's four cases).
+
+    `received` holds every attribute the IdP sent in this request, None for
+    "sent empty". The push is a sync of the user: it re-asserts every mapped
+    attribute from the IdP values, not only the ones in this request, so a
+    locally edited mapped title is restored by a PATCH of the department.
+    """
+    now = timezone.now()
+    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    ownership = Ownership.for_connection(user.connection_id)
+    book = _StateBook(user)
+    attrs = all_attributes()
+    kept_local = _record_idp_values(user, book, ownership, received, now)
+    changes = _sync_mapped(user, book, ownership, attrs)
+    _refresh_flags(user, book, ownership, attrs)
+    extras_changed = extras is not None and extras != user.scim_extras
+    if extras_changed:
+        user.scim_extras = extras
+    if changes or extras_changed:
+        _save_user(user)
+    book.save()
+    outcome = SyncOutcome(changes + kept_local)
+    if outcome.changes:
+        _journal(user, JournalEntry.Kind.PUSH, actor, outcome.changes)
+    Connection.objects.filter(pk=user.connection_id).update(last_push_at=now)
+    return outcome
+
+
+@transaction.atomic
+def user_sync(*, user: User, actor: Actor) -> SyncOutcome:
+    """A deferred sync of one user: mapped attributes take their IdP values."""
+    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    ownership = Ownership.for_connection(user.connection_id)
+    book = _StateBook(user)
+    attrs = all_attributes()
+    changes = _sync_mapped(user, book, ownership, attrs)
+    _refresh_flags(user, book, ownership, attrs)
+    if changes:
+        _save_user(user)
+        _journal(user, JournalEntry.Kind.SYNC, actor, changes)
+    book.save()
+    return SyncOutcome(changes)
+
+
+@transaction.atomic
+def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> bool:
+    """An edit made in the product. Kept, never refused; flagged at risk if mapped.
+
+    Returns False when the value did not change. Raises InvalidValue for a value
+    the attribute cannot hold.
+    """
+    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    attr = get_attribute(attribute)
+    before = read_value(user, attr)
+    if same_value(before, value):
+        return False
+    write_value(user, attr, value)
+    _save_user(user)
+    book = _StateBook(user)
+    state = book.get_or_new(attribute)
+    state.local_edit_before = before
+    state.local_edit_by = actor.user
+    state.local_edit_by_label = actor.label
+    state.local_edit_at = timezone.now()
+    if user.connection_id is not None:
+        _refresh_flags(user, book, Ownership.for_connection(user.connection_id), [attr])
+    book.save()
+    _journal(
+        user, JournalEntry.Kind.LOCAL_EDIT, actor,
+        [JournalChange(attribute=attribute, old_value=before, new_value=normalize(value),
+                       outcome=JournalChange.Outcome.EDITED)],
+    )
+    return True
+
+
+@transaction.atomic
+def user_revert_attribute(*, user: User, attribute: str, actor: Actor) -> bool:
+    """Put the IdP value back now, dropping the local edit. False if the IdP never sent one."""
+    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    attr = get_attribute(attribute)
+    book = _StateBook(user)
+    state = book.get(attribute)
+    if state is None or not state.idp_sent:
+        return False
+    current = read_value(user, attr)
+    write_value(user, attr, state.idp_value)
+    _forget_local_edit(state)
+    state.at_risk = False
+    book.mark(attribute)
+    book.save()
+    if not same_value(current, state.idp_value):
+        _save_user(user)
+        _journal(
+            user, JournalEntry.Kind.REVERT, actor,
+            [JournalChange(attribute=attribute, old_value=current, new_value=state.idp_value)],
+        )
+    return True
+
+
+@transaction.atomic
+def lost_edit_restore(*, change: JournalChange, actor: Actor) -> None:
+    """Bring a value a sync overwrote back, as a new local edit (at risk again if still mapped)."""
+    change = JournalChange.objects.select_for_update().select_related("entry__user").get(pk=change.pk)
+    user = change.entry.user
+    if user is None or not change.lost_edit or change.restored_at is not None:
+        return
+    user_local_edit(user=user, attribute=change.attribute, value=change.old_value, actor=actor)
+    change.restored_at = timezone.now()
+    change.save(update_fields=["restored_at"])
+
+
+@dataclass(frozen=True)
+class MappingImpact:
+    """How a mapping change moves at-risk flags, counted in users."""
+
+    now_at_risk: int
+    no_longer_at_risk: int
+
+
+def _flag_changes(connection: Connection, attribute: Attribute, ownership: Ownership):
+    """Yield (state, new_flag) for every user of the connection whose flag would change."""
+    states = (
+        AttributeState.objects.filter(user__connection=connection, attribute=attribute.short_name)
+        .select_related("user__manager")
+        .iterator(chunk_size=500)
+    )
+    for state in states:
+        flag = compute_at_risk(state.user, attribute, state, ownership)
+        if flag != state.at_risk:
+            yield state, flag
+
+
+def _ownership_with(connection: Connection, attribute: str, state: str, apply: str) -> Ownership:
+    current = Ownership.for_connection(connection)
+    return Ownership({**current.by_attribute, attribute: owner_of(state, apply)})
+
+
+def mapping_impact_preview(
+    *, connection: Connection, attribute: str, state: str, apply: str
+) -> MappingImpact:
+    """What mapping_update would do to at-risk flags, changing nothing."""
+    attr = get_attribute(attribute)
+    ownership = _ownership_with(connection, attribute, state, apply)
+    up = down = 0
+    for _state, flag in _flag_changes(connection, attr, ownership):
+        up, down = (up + 1, down) if flag else (up, down + 1)
+    return MappingImpact(now_at_risk=up, no_longer_at_risk=down)
+
+
+@transaction.atomic
+def mapping_update(
+    *, connection: Connection, attribute: str, state: str, apply: str = AttributeMapping.Apply.ALWAYS,
+    actor: Actor,
+) -> MappingImpact:
+    """Change who owns an attribute; at-risk flags of every user move at once (DESIGN.md)."""
+    attr = get_attribute(attribute)
+    if attr.always_idp:
+        raise ValueError(f"{attribute} is always owned by the IdP")
+    mapping, _ = AttributeMapping.objects.select_for_update().get_or_create(
+        connection=connection, attribute=attribute,
+        defaults={"state": AttributeMapping.State.UNMAPPED},
+    )
+    before = f"{mapping.state}/{mapping.apply}"
+    mapping.state, mapping.apply = state, apply
+    mapping.save()
+    ownership = Ownership.for_connection(connection)
+    changed = list(_flag_changes(connection, attr, ownership))
+    for row, flag in changed:
+        row.at_risk = flag
+    AttributeState.objects.bulk_update([row for row, _ in changed], ["at_risk"], batch_size=500)
+    impact = MappingImpact(
+        now_at_risk=sum(1 for _, f in changed if f),
+        no_longer_at_risk=sum(1 for _, f in changed if not f),
+    )
+    MappingChange.objects.create(
+        connection=connection, attribute=attribute, before=before, after=f"{state}/{apply}",
+        actor=actor.user, users_now_at_risk=impact.now_at_risk,
+        users_no_longer_at_risk=impact.no_longer_at_risk,
+    )
+    return impact

@@ -1,0 +1,7 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("scim/v2/", include("scimsync.scim.urls", namespace="scim")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,269 @@
+"""Admin for users: ownership of every attribute, at-risk flags, journal, Sync now."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind
+from scimsync.sync import runs, services
+from scimsync.sync.selectors import user_attribute_rows, user_next_sync, with_risk_counts
+from scimsync.sync.values import InvalidValue
+from users.models import Group, GroupMembership, User
+
+_FIELD_TO_ATTRIBUTE = {a.field: a for a in BUILTIN_ATTRIBUTES if a.field}
+
+
+class AtRiskFilter(admin.SimpleListFilter):
+    title = "at risk"
+    parameter_name = "at_risk"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has at-risk attributes"), ("no", "No at-risk attributes")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(at_risk_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(at_risk_count=0)
+        return queryset
+
+
+class AtRiskAttributeFilter(admin.SimpleListFilter):
+    title = "at-risk attribute"
+    parameter_name = "at_risk_attribute"
+
+    def lookups(self, request, model_admin):
+        return [(a.short_name, a.short_name) for a in BUILTIN_ATTRIBUTES]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(
+                attribute_states__attribute=self.value(), attribute_states__at_risk=True
+            ).distinct()
+        return queryset
+
+
+def _show(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("user_name", "display_name", "connection", "is_active", "at_risk_column")
+    list_filter = (AtRiskFilter, AtRiskAttributeFilter, "connection", "is_active", "is_staff")
+    list_select_related = ("connection",)
+    search_fields = ("user_name", "display_name", "email_work", "external_id")
+    ordering = ("user_name",)
+    raw_id_fields = ("manager",)
+    readonly_fields = ("scim_id", "connection", "ownership", "recent_journal", "date_joined", "last_login")
+    actions = ["sync_now"]
+    add_fieldsets = ((None, {"fields": ("user_name", "password1", "password2", "is_staff")}),)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        sets = [
+            ("Ownership and next sync", {"fields": ("ownership",)}),
+            ("Identity", {"fields": ("scim_id", "connection", "user_name", "external_id", "is_active")}),
+            ("Name", {"fields": ("display_name", "given_name", "family_name", "middle_name",
+                                 "formatted_name", "honorific_prefix", "honorific_suffix", "nick_name")}),
+            ("Profile", {"fields": ("title", "user_type", "profile_url", "preferred_language", "locale",
+                                    "timezone")}),
+            ("Contact", {"fields": ("email_work", "email_home", "email_other", "phone_work",
+                                    "phone_mobile", "phone_home", "phone_fax", "phone_other",
+                                    "address_work", "address_home")}),
+            ("Enterprise", {"fields": ("employee_number", "cost_center", "organization", "division",
+                                       "department", "manager")}),
+            ("Journal", {"fields": ("recent_journal",)}),
+        ]
+        if obj.connection_id is None:
+            sets.append(("Local account", {"fields": ("password", "is_staff", "is_superuser", "groups",
+                                                      "user_permissions", "last_login", "date_joined")}))
+        return sets
+
+    def get_queryset(self, request):
+        return with_risk_counts(super().get_queryset(request))
+
+    @admin.display(description="At risk", ordering="at_risk_count")
+    def at_risk_column(self, obj):
+        if not obj.at_risk_count:
+            return "—"
+        return format_html('<span class="at-risk">⚠ {} at risk</span>', obj.at_risk_count)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and obj.connection_id:
+            rows = {r.attribute.short_name: r for r in user_attribute_rows(obj)}
+            upcoming = user_next_sync(obj)
+            for name, field in form.base_fields.items():
+                attribute = _FIELD_TO_ATTRIBUTE.get(name)
+                if attribute is None or attribute.short_name not in rows:
+                    continue
+                row = rows[attribute.short_name]
+                note = f"{row.owner.label} ({attribute.scim_path})."
+                if row.owner == "idp":
+                    note += (f" Mapped to {obj.connection}: a change here will be overwritten at the "
+                             f"next sync, {upcoming or 'when the IdP next pushes'}.")
+                if row.at_risk:
+                    note += f" AT RISK: the IdP value {_show(row.idp_value)!r} will replace it."
+                field.help_text = note
+        return form
+
+    @admin.display(description="Attributes")
+    def ownership(self, obj):
+        if obj.pk is None:
+            return "—"
+        rows = user_attribute_rows(obj)
+        upcoming = user_next_sync(obj)
+        revert_url = reverse("admin:users_user_revert", args=[obj.pk])
+
+        def cells(row):
+            flag = "⚠ At risk" if row.at_risk else ""
+            edit = ""
+            if row.local_edit_at:
+                edit = f"edited by {row.local_edit_by} at {row.local_edit_at:%Y-%m-%d %H:%M}"
+            action = ""
+            # The revert view checks the permission; a viewer's click is refused there.
+            if row.at_risk:
+                action = format_html(
+                    '<button type="submit" class="button" formaction="{}" formmethod="post" '
+                    'name="attribute" value="{}">Revert to IdP value</button>',
+                    revert_url, row.attribute.short_name,
+                )
+            idp = _show(row.idp_value) if row.idp_sent else "never sent"
+            return (
+                row.attribute.short_name, row.owner.label, _show(row.current), idp, flag,
+                str(upcoming) if row.at_risk and upcoming else "", edit, action,
+                "at-risk" if row.at_risk else "",
+            )
+
+        body = format_html_join(
+            "", '<tr class="{8}" data-attribute="{0}"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td>'
+            '<td><strong>{4}</strong></td><td>{5}</td><td>{6}</td><td>{7}</td></tr>',
+            (cells(r) for r in rows if r.current is not None or r.idp_sent or r.at_risk),
+        )
+        summary = (
+            f"Connection: {obj.connection}. Next sync: {upcoming or 'not known yet (no push received)'}."
+            if obj.connection_id else "Local account: no IdP owns any attribute."
+        )
+        return format_html(
+            '<p>{}</p><table class="ownership"><thead><tr><th>Attribute</th><th>Owner</th>'
+            "<th>Current value</th><th>IdP value</th><th>Flag</th><th>Overwritten at</th>"
+            "<th>Local edit</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            summary, body,
+        )
+
+    @admin.display(description="Recent pushes, syncs and edits")
+    def recent_journal(self, obj):
+        entries = obj.journal.prefetch_related("changes")[:20]
+        link = reverse("admin:scimsync_journalentry_changelist") + f"?user__id__exact={obj.pk}"
+        items = format_html_join(
+            "", "<li>{} — {} by {}<ul>{}</ul></li>",
+            (
+                (e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), e.source,
+                 format_html_join("", "<li>{}</li>", ((c_summary(c),) for c in e.changes.all())))
+                for e in entries
+            ),
+        )
+        return format_html('<ul class="journal">{}</ul><a href="{}">Full journal</a>', items, link)
+
+    def save_model(self, request, obj, form, change):
+        """Profile edits go through the sync engine, so they are flagged and journaled."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        stored = User.objects.get(pk=obj.pk)
+        profile = [n for n in form.changed_data if n in _FIELD_TO_ATTRIBUTE]
+        for name in form.changed_data:
+            if name not in _FIELD_TO_ATTRIBUTE and hasattr(stored, name) and name not in ("groups", "user_permissions"):
+                setattr(stored, name, getattr(obj, name))
+        stored.save()
+        actor = services.Actor.person(request.user)
+        for name in profile:
+            attribute = _FIELD_TO_ATTRIBUTE[name]
+            value = getattr(obj, name)
+            if attribute.kind is Kind.REFERENCE:
+                value = str(value.scim_id) if value is not None else None
+            try:
+                services.user_local_edit(user=stored, attribute=attribute.short_name, value=value, actor=actor)
+            except InvalidValue as e:
+                messages.error(request, str(e))
+
+    @admin.action(description="Sync now (IdP values win)", permissions=["sync"])
+    def sync_now(self, request, queryset):
+        by_connection: dict = {}
+        for user in queryset.filter(connection__isnull=False).select_related("connection"):
+            by_connection.setdefault(user.connection, []).append(user.pk)
+        for connection, ids in by_connection.items():
+            run = runs.sync_run_start(connection=connection, user_ids=ids, requested_by=request.user)
+            url = reverse("admin:scimsync_syncrun_change", args=[run.pk])
+            self.message_user(request, format_html('Queued <a href="{}">{}</a> for {} users of {}.', url, run, len(ids), connection))
+        if not by_connection:
+            self.message_user(request, "Local accounts have no IdP to sync from.", messages.WARNING)
+
+    def has_sync_permission(self, request):
+        return request.user.has_perm("users.sync_user")
+
+    def get_urls(self):
+        return [
+            path("<int:user_id>/revert/", self.admin_site.admin_view(self.revert_view), name="users_user_revert"),
+            *super().get_urls(),
+        ]
+
+    def revert_view(self, request, user_id):
+        if request.method != "POST":
+            raise PermissionDenied
+        if not request.user.has_perm("users.revert_user_attribute"):
+            raise PermissionDenied
+        user = get_object_or_404(User, pk=user_id, connection__isnull=False)
+        attribute = request.POST.get("attribute", "")
+        if services.user_revert_attribute(user=user, attribute=attribute, actor=services.Actor.person(request.user)):
+            self.message_user(request, f"{attribute} is back to the IdP value.")
+        else:
+            self.message_user(request, f"The IdP never sent {attribute}; nothing to revert to.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:users_user_change", args=[user_id]))
+
+
+def c_summary(change) -> str:
+    text = f"{change.attribute}: {_show(change.old_value)} → {_show(change.new_value)}"
+    if change.lost_edit:
+        text += f" — LOST EDIT by {change.lost_edit_by_label or 'someone'}"
+        if change.lost_edit_at:
+            text += f" at {change.lost_edit_at:%Y-%m-%d %H:%M}"
+    elif change.outcome == "kept_local":
+        text += " — recorded only; the product's value was kept"
+    return text
+
+
+class MembershipInline(admin.TabularInline):
+    model = GroupMembership
+    raw_id_fields = ("user",)
+    extra = 0
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "connection", "member_count")
+    list_filter = ("connection",)
+    list_select_related = ("connection",)
+    search_fields = ("display_name", "external_id")
+    readonly_fields = ("scim_id",)
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(member_total=Count("memberships"))
+
+    @admin.display(description="Members", ordering="member_total")
+    def member_count(self, obj):
+        return obj.member_total
