@@ -55,8 +55,8 @@ class Attribute:
         return self.slot is Slot.CUSTOM
 
 
-def _top(short: str, name: str, kind: Kind = Kind.STRING, **kw) -> Attribute:
-    return Attribute(short, name, kind, Slot.TOP, name, field=short, **kw)
+def _top(short: str, name: str, kind: Kind = Kind.STRING, *, field: str | None = None, **kw) -> Attribute:
+    return Attribute(short, name, kind, Slot.TOP, name, field=field or short, **kw)
 
 
 def _name(short: str, sub: str) -> Attribute:
@@ -84,7 +84,7 @@ def _enterprise(short: str, name: str, kind: Kind = Kind.STRING) -> Attribute:
 BUILTIN_ATTRIBUTES: tuple[Attribute, ...] = (
     _top("user_name", "userName", always_idp=True),
     _top("external_id", "externalId", always_idp=True, case_exact=True),
-    _top("active", "active", Kind.BOOLEAN, always_idp=True),
+    _top("active", "active", Kind.BOOLEAN, field="is_active", always_idp=True),
     _top("display_name", "displayName"),
     _name("given_name", "givenName"),
     _name("family_name", "familyName"),

@@ -220,10 +220,12 @@ class SCIMGroupAdapter(SCIMMixin):
         group = Group.objects.select_for_update().get(pk=self.obj.pk)
         name = _required_group_name(display_name)
         _check_group_name_free(group.connection, name, exclude_pk=group.pk)
-        group.display_name, group.external_id = name, external_id
-        _set_members(group, member_ids)
-        group.version += 1
-        group.save()
+        members_changed = _set_members(group, member_ids)
+        # A repeated add changes nothing, so neither version nor lastModified moves.
+        if members_changed or (name, external_id) != (group.display_name, group.external_id):
+            group.display_name, group.external_id = name, external_id
+            group.version += 1
+            group.save()
         self.obj = group
 
     def delete(self) -> None:
@@ -244,7 +246,7 @@ def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
         raise errors.uniqueness(f"displayName {name!r} is already taken")
 
 
-def _set_members(group: Group, member_ids: list[str]) -> None:
+def _set_members(group: Group, member_ids: list[str]) -> bool:
     """Make the membership exactly `member_ids`, in bulk; every id must be a user of the connection.
 
     An unknown id fails the whole request (RFC 7644 §3.5.2: PATCH is atomic),
@@ -270,6 +272,7 @@ def _set_members(group: Group, member_ids: list[str]) -> None:
     GroupMembership.objects.bulk_create(
         [GroupMembership(group=group, user_id=pk) for pk in target - current], batch_size=2000
     )
+    return current != target
 
 
 __all__ = ["SCIMGroupAdapter", "SCIMUserAdapter", "etag_of", "normalize"]

@@ -295,12 +295,10 @@ class NotImplementedView(ScimView):
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
 
-    def dispatch(self, request, *args, **kwargs):
-        self.http_method_names = []  # every method is refused with 501, after authentication
-        return super().dispatch(request, *args, **kwargs)
+    def get(self, request, *args, **kwargs):
+        raise errors.ScimError(501, f"{request.path} is not supported by this server")
 
-    def http_method_not_allowed(self, request, *args, **kwargs):
-        return error_response(errors.ScimError(501, f"{request.path} is not supported by this server"))
+    post = put = patch = delete = get
 
 
 class NotFoundView(ScimView):

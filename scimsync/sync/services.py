@@ -224,7 +224,7 @@ def user_receive_push(
     locally edited mapped title is restored by a PATCH of the department.
     """
     now = timezone.now()
-    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     ownership = Ownership.for_connection(user.connection_id)
     book = _StateBook(user)
     attrs = all_attributes()
@@ -247,7 +247,7 @@ def user_receive_push(
 @transaction.atomic
 def user_sync(*, user: User, actor: Actor) -> SyncOutcome:
     """A deferred sync of one user: mapped attributes take their IdP values."""
-    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     ownership = Ownership.for_connection(user.connection_id)
     book = _StateBook(user)
     attrs = all_attributes()
@@ -267,7 +267,7 @@ def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> 
     Returns False when the value did not change. Raises InvalidValue for a value
     the attribute cannot hold.
     """
-    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     attr = get_attribute(attribute)
     before = read_value(user, attr)
     if same_value(before, value):
@@ -294,7 +294,7 @@ def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> 
 @transaction.atomic
 def user_revert_attribute(*, user: User, attribute: str, actor: Actor) -> bool:
     """Put the IdP value back now, dropping the local edit. False if the IdP never sent one."""
-    user = User.objects.select_for_update().select_related("manager").get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     attr = get_attribute(attribute)
     book = _StateBook(user)
     state = book.get(attribute)

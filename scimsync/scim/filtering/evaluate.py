@@ -19,13 +19,27 @@ from mappings.catalogue import CORE_USER, ENTERPRISE_USER
 from scimsync.scim.schema import CORE_GROUP, canonical_urn
 from users.models import name_key
 
-from .ast import And, AttrRef, Compare, FilterError, Node, Not, Or, Present, Value, ValuePath, operands
+from .ast import (
+    And,
+    AttrRef,
+    Compare,
+    FilterError,
+    Node,
+    Not,
+    Or,
+    Present,
+    Value,
+    ValuePath,
+    operands,
+)
 
 # RFC 7643 marks these caseExact; every other string compares case-insensitively.
 _CASE_EXACT = {("id",), ("externalid",), ("members",), ("members", "value")}
 _DATETIMES = {("meta", "created"), ("meta", "lastmodified")}
 _CORE_URNS = {CORE_USER, CORE_GROUP}
 _MISSING = object()
+# Lower-case names from the resource root to the current scope: () or ("members",).
+Path = tuple[str, ...]
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
@@ -87,7 +101,7 @@ def is_present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
-def _matches(node: Node, scope: dict, parent: tuple[str, ...]) -> bool:
+def _matches(node: Node, scope: dict, parent: Path) -> bool:
     match node:
         case Or():
             return any(_matches(n, scope, parent) for n in operands(node, Or))
@@ -106,11 +120,11 @@ def _matches(node: Node, scope: dict, parent: tuple[str, ...]) -> bool:
     raise TypeError(f"not a filter node: {node!r}")
 
 
-def _compare_node(scope: dict, ref: AttrRef, op: str, value: Value, parent: tuple[str, ...]) -> bool:
+def _compare_node(scope: dict, ref: AttrRef, op: str, value: Value, parent: Path) -> bool:
     """A comparison holds if any value of a multi-valued attribute matches; ne negates eq."""
-    values = _values(scope, ref, parent)
     if op == "ne":
         return not _compare_node(scope, ref, "eq", value, parent)
+    values = _values(scope, ref, parent)
     if value is None:
         return not any(is_present(v) for v in values)
     path = (*parent, ref.attr.lower(), *([ref.sub.lower()] if ref.sub else []))
@@ -120,7 +134,7 @@ def _compare_node(scope: dict, ref: AttrRef, op: str, value: Value, parent: tupl
     )
 
 
-def _values(scope: dict, ref: AttrRef, parent: tuple[str, ...]) -> list[Any]:
+def _values(scope: dict, ref: AttrRef, parent: Path) -> list[Any]:
     """The values at `ref`, one per entry of a multi-valued attribute."""
     container = _container(scope, ref)
     found = _get(container, ref.attr)

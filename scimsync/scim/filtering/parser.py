@@ -139,11 +139,12 @@ class _Parser:
         if self.current.kind != ".":
             return ValuePath(ref, node)
         self.index += 1
-        sub = self.expect("word").text
-        if not _NAME.fullmatch(sub):
-            self.fail(f"invalid sub-attribute {sub!r}")
+        sub = self.current
+        if sub.kind != "word" or not _NAME.fullmatch(sub.text):
+            self.fail("expected a sub-attribute after '].'")
+        self.index += 1
         op, value = self.operation()
-        return ValuePath(ref, node, (sub, op, value))
+        return ValuePath(ref, node, (sub.text, op, value))
 
     def attr_path(self) -> AttrRef:
         token = self.current
@@ -169,15 +170,17 @@ class _Parser:
 
     def comp_value(self) -> Value:
         token = self.current
-        self.index += 1
+        value: Value
         if token.kind == "string":
-            return _string(token)
-        if token.kind == "number":
-            return float(token.text) if re.search(r"[.eE]", token.text) else int(token.text)
-        if token.kind == "word" and token.text.lower() in _LITERALS:
-            return _LITERALS[token.text.lower()]
-        self.index -= 1
-        self.fail("expected a value (a quoted string, a number, true, false or null)")
+            value = _string(token)
+        elif token.kind == "number":
+            value = float(token.text) if re.search(r"[.eE]", token.text) else int(token.text)
+        elif token.kind == "word" and token.text.lower() in _LITERALS:
+            value = _LITERALS[token.text.lower()]
+        else:
+            self.fail("expected a value (a quoted string, a number, true, false or null)")
+        self.index += 1
+        return value
 
     def accept_word(self, word: str) -> bool:
         if self.current.kind == "word" and self.current.text.lower() == word:
@@ -226,4 +229,5 @@ def _check_operand(op: str, value: Value, token: Token) -> None:
     if op in _TEXT_OPS and not isinstance(value, str):
         raise FilterError(f"'{op}' needs a string value, at position {token.pos}")
     if op in _ORDER_OPS and (value is None or isinstance(value, bool)):
-        raise FilterError(f"'{op}' cannot compare with {json.dumps(value)}, at position {token.pos}")
+        literal = json.dumps(value)
+        raise FilterError(f"'{op}' cannot compare with {literal}, at position {token.pos}")

@@ -15,18 +15,38 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from django.db.models import F, Model, Q, TextField, Value as V
+from django.db.models import F, Model, Q, TextField
+from django.db.models import Value as V
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Coalesce, Left, Lower, Right, StrIndex
+from django.db.models.lookups import Exact, GreaterThan
 
 from mappings.catalogue import (
-    ADDRESS_FIELDS, BUILTIN_ATTRIBUTES, CORE_USER, CUSTOM_USER, ENTERPRISE_USER, Kind, Slot,
+    ADDRESS_FIELDS,
+    BUILTIN_ATTRIBUTES,
+    CORE_USER,
+    CUSTOM_USER,
+    ENTERPRISE_USER,
+    Kind,
+    Slot,
 )
-from scimsync.scim.schema import CORE_GROUP, canonical_urn
 from mappings.models import CustomAttribute
+from scimsync.scim.schema import CORE_GROUP, canonical_urn
 from users.models import GroupMembership, name_key
 
-from .ast import And, AttrRef, Compare, FilterError, Node, Not, Or, Present, Value, ValuePath, operands
+from .ast import (
+    And,
+    AttrRef,
+    Compare,
+    FilterError,
+    Node,
+    Not,
+    Or,
+    Present,
+    Value,
+    ValuePath,
+    operands,
+)
 from .evaluate import compare, parse_instant
 
 QB: TypeAlias = Q | bool
@@ -128,7 +148,7 @@ def _condition(target: Col | Static | Entries, ref: AttrRef, test: Callable) -> 
         return test(target)
     sub = ref.sub or target.default_sub
     if sub is None:
-        raise FilterError(f"{ref} needs a sub-attribute, e.g. {ref}.{ADDRESS_FIELDS[2]}")
+        raise FilterError(f"{ref} has no value; filter on one of its sub-attributes")
     return target.any(lambda resolve: test(resolve(AttrRef(None, sub))))
 
 
@@ -165,8 +185,11 @@ def _compare_uuid(target: Col, op: str, value: str, ref: AttrRef) -> QB:
     """ids are UUIDs: a malformed one matches nothing rather than failing the request."""
     if op in _ORDERING:
         raise FilterError(f"'{op}' does not apply to the id {ref}")
+    if op != "eq" and not target.case_exact:
+        return _lookup(target, f"i{_LOOKUPS[op]}", value)
     if op != "eq":
-        return _lookup(target, _LOOKUPS[op] if target.case_exact else f"i{_LOOKUPS[op]}", value)
+        # Ids are lower case; SQLite's LIKE would also match other cases.
+        return value == value.lower() and _lookup(target, _LOOKUPS[op], value)
     try:
         parsed = uuid.UUID(value)
     except ValueError:
@@ -180,11 +203,22 @@ def _compare_string(target: Col, op: str, value: str) -> QB:
     lookup = _LOOKUPS[op]
     if target.folded:
         return _lookup(target, lookup, name_key(value))
+    if target.case_exact and op in ("co", "sw", "ew"):
+        return _exact_pattern(target, op, value)
     if target.case_exact:
         return _lookup(target, lookup, value)
     if op in _ORDERING:
         return Q(_TEXT.get_lookup(lookup)(Lower(target.expression()), value.lower()))
     return _lookup(target, f"i{lookup}", value)
+
+
+def _exact_pattern(target: Col, op: str, value: str) -> Q:
+    """Case-exact co/sw/ew without LIKE, which is case-insensitive on SQLite."""
+    expr = target.expression()
+    if op == "co":
+        return Q(GreaterThan(StrIndex(expr, V(value)), 0))
+    part = Left(expr, len(value)) if op == "sw" else Right(expr, len(value))
+    return Q(Exact(part, value))
 
 
 def _lookup(target: Col, lookup: str, value: Any) -> Q:
