@@ -87,6 +87,8 @@ else:
             "NAME": VAR_DIR / "scimsync.sqlite3",
             # SQLite serialises writers; wait for the lock instead of failing at once.
             "OPTIONS": {"timeout": 20},
+            # A file, not memory, so a Celery worker started by the tests sees the test data.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
     }
 

@@ -362,7 +362,7 @@ def test_like_wildcards_are_literal(people):
     ],
 )
 def test_users_q_multi_valued_attributes(people, text, expected):
-    """RFC 7644 §3.4.2.2: multi-valued attributes match if any entry does; value paths bind one entry."""
+    """RFC 7644 §3.4.2.2: a multi-valued attribute matches if any entry does; [] binds one entry."""
     assert names(text) == expected
 
 
