@@ -136,6 +136,8 @@ class _Parser:
         node = self.filter()
         self.expect("]")
         self.in_brackets = False
+        if self.current.kind == "word" and self.current.text.lower() in COMPARE_OPS | {"pr"}:
+            self.fail(f"{ref}[...] selects entries; compare a sub-attribute: {ref}[...].value")
         if self.current.kind != ".":
             return ValuePath(ref, node)
         self.index += 1

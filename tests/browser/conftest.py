@@ -1,0 +1,73 @@
+"""Browser fixtures: Debian's Chromium driven by sync Playwright against pytest-django's live server.
+
+`playwright install` cannot download browsers here, so the system Chromium is
+launched directly. One browser per test session, one fresh context (cookies,
+storage) per test, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an asyncio loop in the main thread; Django's ORM
+# refuses to run while a loop is running unless told that this is deliberate.
+# The test process only uses the ORM for set-up and for checking the database.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+
+CHROMIUM = os.environ.get("SCIMSYNC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def _chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(_chromium):
+    """A page in a new browser context (no cookies shared with other tests)."""
+    context = _chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def login(page, live_server_url: str, user_name: str, password: str) -> None:
+    """Sign in through the admin login form and wait for the admin index."""
+    page.goto(f"{live_server_url}/admin/login/?next=/admin/")
+    page.fill("input[name=username]", user_name)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server_url}/admin/")
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as artifacts/screenshots/<name>.png under the repo root."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
