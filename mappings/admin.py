@@ -2,25 +2,74 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.utils.html import format_html
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from mappings.models import AttributeMapping, Connection, CustomAttribute, MappingChange, ScimToken
 from mappings.presets import preset_mapped_attributes
 from mappings.services import connection_apply_preset_mappings, token_create, token_revoke
+from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
 
+OUTCOME_LABELS = {
+    "applied": "applied",
+    "kept_local": "recorded only; the product's value kept",
+    "not_in_catalogue": "received, not in the catalogue (kept as sent)",
+}
+
+
+def _short(value) -> str:
+    text = str(value) if value is not None else "(empty)"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _posted_changes(post, mappings):
+    """(mapping, new state, new apply) for every row whose posted values differ."""
+    valid_states = {c for c, _ in AttributeMapping.State.choices}
+    valid_applies = {c for c, _ in AttributeMapping.Apply.choices}
+    changes = []
+    for mapping in mappings:
+        state = post.get(f"state-{mapping.attribute}", mapping.state)
+        apply = post.get(f"apply-{mapping.attribute}", mapping.apply)
+        if state not in valid_states or apply not in valid_applies:
+            continue
+        if (state, apply) != (mapping.state, mapping.apply):
+            changes.append((mapping, state, apply))
+    return changes
+
+
+def _impact_sentence(attribute, state, apply, impact) -> str:
+    if state == AttributeMapping.State.UNMAPPED:
+        return f"unmapping {attribute} stops overwriting {impact.no_longer_at_risk} users' local values"
+    how = "" if apply == AttributeMapping.Apply.ALWAYS else " (on create only)"
+    sentence = f"mapping {attribute}{how} puts {impact.now_at_risk} users' local values at risk"
+    if impact.no_longer_at_risk:
+        sentence += f" and clears {impact.no_longer_at_risk} flags"
+    return sentence
+
 
 class AttributeMappingInline(admin.TabularInline):
+    """Read-only here: changes go through the mapping editor, which previews their impact first."""
+
     model = AttributeMapping
-    fields = ("attribute", "state", "apply")
-    readonly_fields = ("attribute",)
+    fields = ("attribute", "state", "apply", "updated_at")
+    readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -37,8 +86,11 @@ class ScimTokenInline(admin.TabularInline):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
-    list_display = ("name", "preset", "sync_cadence", "last_push_at", "next_sync_column", "user_total", "at_risk_total")
-    readonly_fields = ("last_push_at", "next_sync_column")
+    list_display = ("name", "preset", "sync_cadence", "sync_schedule", "last_push_at", "next_sync_column",
+                    "user_total", "at_risk_total")
+    fields = ("name", "preset", "sync_cadence", "sync_schedule", "last_push_at", "next_sync_column",
+              "activity", "edit_mappings", "recent_requests")
+    readonly_fields = ("last_push_at", "next_sync_column", "activity", "edit_mappings", "recent_requests")
     inlines = [ScimTokenInline, AttributeMappingInline]
     actions = ["create_token", "sync_connection_now"]
 
@@ -68,24 +120,76 @@ class ConnectionAdmin(admin.ModelAdmin):
         if not change:
             connection_apply_preset_mappings(connection=obj, mapped=preset_mapped_attributes(obj.preset))
 
-    def save_formset(self, request, form, formset, change):
-        """Mapping edits go through mapping_update, which moves at-risk flags at once."""
-        if formset.model is not AttributeMapping:
-            return super().save_formset(request, form, formset, change)
-        actor = services.Actor.person(request.user)
-        for mapping_form in formset.forms:
-            if not mapping_form.has_changed():
-                continue
-            mapping = mapping_form.instance
-            impact = services.mapping_update(
-                connection=form.instance, attribute=mapping.attribute,
-                state=mapping_form.cleaned_data["state"], apply=mapping_form.cleaned_data["apply"], actor=actor,
+    @admin.display(description="Attribute mappings")
+    def edit_mappings(self, obj):
+        if obj.pk is None:
+            return "Save the connection first; it starts from its preset's mappings."
+        url = reverse("admin:mappings_connection_mappings", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Edit mappings (shows the impact before saving)</a>', url)
+
+    @admin.display(description="Last 24 hours")
+    def activity(self, obj):
+        if obj.pk is None:
+            return "—"
+        since = timezone.now() - timedelta(days=1)
+        logs = ScimRequestLog.objects.filter(connection=obj, created_at__gte=since)
+        return f"{logs.filter(status__lt=400).count()} pushes, {logs.filter(status__gte=400).count()} errors"
+
+    @admin.display(description="What the IdP sent recently")
+    def recent_requests(self, obj):
+        if obj.pk is None:
+            return "—"
+        logs = ScimRequestLog.objects.filter(connection=obj)[:20]
+        def rows(log):
+            decoded = format_html_join(
+                "", "<li>{}: {} — {}</li>",
+                ((d["attribute"], _short(d.get("value")), OUTCOME_LABELS.get(d["outcome"], d["outcome"]))
+                 for d in log.decoded),
             )
-            self.message_user(
-                request,
-                f"{mapping.attribute}: {impact.now_at_risk} users now at risk, "
-                f"{impact.no_longer_at_risk} no longer at risk.",
-            )
+            return (log.created_at.strftime("%Y-%m-%d %H:%M:%S"), log.method, log.path, log.status,
+                    log.detail, decoded)
+        return format_html(
+            '<table class="request-log"><tr><th>When</th><th>Request</th><th>Status</th><th>Attributes</th></tr>{}</table>',
+            format_html_join("", "<tr><td>{}</td><td>{} {}</td><td>{} {}</td><td><ul>{}</ul></td></tr>",
+                             (rows(log) for log in logs)),
+        )
+
+    def get_urls(self):
+        return [
+            path("<int:connection_id>/mappings/", self.admin_site.admin_view(self.mappings_view),
+                 name="mappings_connection_mappings"),
+            *super().get_urls(),
+        ]
+
+    def mappings_view(self, request, connection_id):
+        """Edit mappings in two steps: preview the impact on at-risk flags, then confirm."""
+        connection = get_object_or_404(Connection, pk=connection_id)
+        can_change = request.user.has_perm("mappings.change_attributemapping")
+        if request.method == "POST" and not can_change:
+            raise PermissionDenied
+        mappings = list(connection.mappings.order_by("id"))
+        changes = _posted_changes(request.POST, mappings) if request.method == "POST" else []
+        if request.method == "POST" and "confirm" in request.POST and changes:
+            actor = services.Actor.person(request.user)
+            for mapping, state, apply in changes:
+                impact = services.mapping_update(connection=connection, attribute=mapping.attribute,
+                                                 state=state, apply=apply, actor=actor)
+                self.message_user(request, _impact_sentence(mapping.attribute, state, apply, impact))
+            return redirect(reverse("admin:mappings_connection_mappings", args=[connection.pk]))
+        previews = [
+            (mapping, state, apply, _impact_sentence(mapping.attribute, state, apply,
+             services.mapping_impact_preview(connection=connection, attribute=mapping.attribute,
+                                             state=state, apply=apply)))
+            for mapping, state, apply in changes
+        ]
+        pending = {m.attribute: (s, a) for m, s, a in changes}
+        context = {
+            **self.admin_site.each_context(request), "title": f"Attribute mappings of {connection}",
+            "opts": self.model._meta, "connection": connection, "can_change": can_change,
+            "rows": [(m, *pending.get(m.attribute, (m.state, m.apply))) for m in mappings],
+            "previews": previews, "states": AttributeMapping.State.choices, "applies": AttributeMapping.Apply.choices,
+        }
+        return TemplateResponse(request, "admin/mappings/connection/mappings.html", context)
 
     @admin.action(description="Create a SCIM token (shown once)", permissions=["manage_tokens"])
     def create_token(self, request, queryset):

@@ -28,6 +28,12 @@ class Connection(models.Model):
         default=_default_cadence,
         help_text="How often the IdP is expected to push (Entra: every 40 minutes).",
     )
+    sync_schedule = models.DurationField(
+        null=True, blank=True,
+        help_text="Run a deferred sync of the whole connection this often (empty: no schedule). "
+        "It makes the IdP values win between pushes.",
+    )
+    last_scheduled_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_push_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -120,6 +120,7 @@ class SyncRun(models.Model):
     """A deferred sync, recorded before it is queued so a broker outage loses nothing."""
 
     class State(models.TextChoices):
+        HELD = "held", "Held for approval"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
@@ -148,6 +149,12 @@ class SyncRun(models.Model):
     # The last user primary key synced: a resumed run continues after it.
     checkpoint = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Users the run would overwrite when it was created: above the configured share
+    # of the connection the run is HELD until an admin approves it.
+    users_at_risk = models.PositiveIntegerField(default=0)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -157,3 +164,48 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"Sync run {self.pk} ({self.get_state_display()})"
+
+
+class ScimRequestLog(models.Model):
+    """One SCIM write (or failed request) of a connection, decoded per attribute.
+
+    Reads are not logged: Entra reads before every write, and a row per read
+    would double the database writes of a sync cycle for little insight.
+    """
+
+    connection = models.ForeignKey(
+        "mappings.Connection", null=True, on_delete=models.CASCADE, related_name="request_log"
+    )
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.PositiveSmallIntegerField()
+    detail = models.TextField(blank=True)
+    # [{"attribute": "title", "value": "Analyst", "outcome": "applied" | "kept_local" | "applied_on_create" | "not_in_catalogue"}]
+    decoded = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["connection", "created_at"])]
+
+    @property
+    def failed(self) -> bool:
+        return self.status >= 400
+
+
+class AtRiskAttribute(AttributeState):
+    """The at-risk report in the admin: AttributeState rows flagged at risk."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "at-risk attribute"
+        verbose_name_plural = "at-risk report"
+
+
+class LostEdit(JournalChange):
+    """Journal changes that overwrote a local edit, restorable from the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "lost edit"
+        verbose_name_plural = "lost edits"

@@ -7,12 +7,13 @@ A bad value stops the process at start with a message naming the variable.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from scimsync.env import ConfigError, env_bool, env_int, env_list, env_str, env_url
+from scimsync.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SCIMSYNC_VAR_DIR", str(BASE_DIR / "var")))
@@ -55,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "scimsync.request_log.ScimRequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "scimsync.urls"
@@ -87,8 +89,9 @@ else:
             "NAME": VAR_DIR / "scimsync.sqlite3",
             # SQLite serialises writers; wait for the lock instead of failing at once.
             "OPTIONS": {"timeout": 20},
-            # A file, not memory, so a Celery worker started by the tests sees the test data.
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # A file, not memory, so a Celery worker started by the tests sees the test data;
+            # one per test process, so two test runs on one checkout do not collide.
+            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
 
@@ -152,7 +155,20 @@ SCIMSYNC = {
     # The most resources a list page returns; advertised in ServiceProviderConfig.
     "MAX_PAGE_SIZE": env_int("SCIMSYNC_MAX_PAGE_SIZE", 200, minimum=1),
     "MAX_BODY_BYTES": env_int("SCIMSYNC_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+    # Safeguard: a deferred sync that would overwrite local values of more than this
+    # share of a connection's users (and at least APPROVAL_MIN_USERS users) waits for
+    # an admin's approval instead of running.
+    "APPROVAL_SHARE": env_float("SCIMSYNC_APPROVAL_SHARE", 0.2, minimum=0.0, maximum=1.0),
+    "APPROVAL_MIN_USERS": env_int("SCIMSYNC_APPROVAL_MIN_USERS", 10, minimum=1),
 }
+
+# Celery beat (`celery -A scimsync beat`, or `worker -B` under `make run`): per-connection
+# schedules are checked every minute, and queued runs whose message was lost are re-sent.
+CELERY_BEAT_SCHEDULE = {
+    "start-due-scheduled-syncs": {"task": "scimsync.tasks.start_due_scheduled_syncs", "schedule": 60.0},
+    "requeue-stale-sync-runs": {"task": "scimsync.tasks.requeue_stale_sync_runs", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 SCIM_SERVICE_PROVIDER = {
     "NETLOC": env_str("SCIMSYNC_NETLOC", "localhost"),

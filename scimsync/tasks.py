@@ -13,3 +13,8 @@ def execute_sync_run(run_id: int) -> None:
 @shared_task(ignore_result=True)
 def requeue_stale_sync_runs() -> int:
     return runs.sync_runs_requeue_stale()
+
+
+@shared_task(ignore_result=True)
+def start_due_scheduled_syncs() -> int:
+    return len(runs.start_due_scheduled_syncs())

@@ -50,7 +50,9 @@ def addrport(host: str, port: str) -> str:
 def celery_command() -> list[str]:
     celery = Path(sys.executable).parent / "celery"
     base = [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
-    return base + ["-A", "scimsync", "worker", "-l", "info", "--concurrency", "1"]
+    # -B embeds the beat scheduler (per-connection schedules, the stale-run sweep);
+    # production runs `celery -A scimsync beat` as its own process instead.
+    return base + ["-A", "scimsync", "worker", "-B", "-l", "info", "--concurrency", "1"]
 
 
 def _die_with_parent() -> None:

@@ -112,8 +112,10 @@ class UserAdmin(DjangoUserAdmin):
                 row = rows[attribute.short_name]
                 note = f"{row.owner.label} ({attribute.scim_path})."
                 if row.owner == "idp":
-                    note += (f" Mapped to {obj.connection}: a change here will be overwritten at the "
-                             f"next sync, {upcoming or 'when the IdP next pushes'}.")
+                    warning = (f"{attribute.short_name} is mapped to {obj.connection}: this change will be "
+                               f"overwritten at the next sync, {upcoming or 'when the IdP next pushes'}.")
+                    note += " " + warning
+                    field.widget.attrs["data-idp-owned"] = warning
                 if row.at_risk:
                     note += f" AT RISK: the IdP value {_show(row.idp_value)!r} will replace it."
                 field.help_text = note
@@ -141,12 +143,17 @@ class UserAdmin(DjangoUserAdmin):
                     revert_url, row.attribute.short_name,
                 )
             idp = _show(row.idp_value) if row.idp_sent else "never sent"
+            owner = row.owner.label
+            if mapping_url and not row.attribute.always_idp:
+                owner = format_html('<a href="{}#mapping-{}" title="the mapping that owns it">{}</a>',
+                                    mapping_url, row.attribute.short_name, row.owner.label)
             return (
-                row.attribute.short_name, row.owner.label, _show(row.current), idp, flag,
+                row.attribute.short_name, owner, _show(row.current), idp, flag,
                 str(upcoming) if row.at_risk and upcoming else "", edit, action,
                 "at-risk" if row.at_risk else "",
             )
 
+        mapping_url = reverse("admin:mappings_connection_mappings", args=[obj.connection_id]) if obj.connection_id else ""
         body = format_html_join(
             "", '<tr class="{8}" data-attribute="{0}"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td>'
             '<td><strong>{4}</strong></td><td>{5}</td><td>{6}</td><td>{7}</td></tr>',

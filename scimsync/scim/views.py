@@ -61,6 +61,7 @@ class ScimView(SCIMView):
         try:
             if self.requires_auth:
                 self.connection = authenticate(request)
+                request.scim_connection_id = self.connection.pk  # for the request log
             self._check_request(request)
             return View.dispatch(self, request, *args, **kwargs)
         except scim_exceptions.SCIMException as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import timezone
+
 from mappings.models import Connection
 
 
@@ -14,16 +16,20 @@ class NextSync:
     expected: bool  # an estimate from the IdP's cadence, not a scheduled run
 
     def __str__(self) -> str:
-        stamp = self.at.strftime("%Y-%m-%d %H:%M UTC")
-        return f"{stamp} (expected)" if self.expected else stamp
+        stamp = timezone.localtime(self.at).strftime("%Y-%m-%d %H:%M %Z")
+        return f"{stamp} (expected)" if self.expected else f"{stamp} (scheduled)"
 
 
 def next_sync(connection: Connection) -> NextSync | None:
-    """The IdP's next expected push: last push + declared cadence.
+    """The earlier of the next scheduled deferred sync and the IdP's next expected push.
 
-    None until the IdP has pushed once. Scheduled deferred syncs (a separate
-    issue) will join here as the earlier of the two.
+    The expected push is last push + declared cadence; None until the IdP has
+    pushed once and no schedule is set.
     """
-    if connection.last_push_at is None:
-        return None
-    return NextSync(at=connection.last_push_at + connection.sync_cadence, expected=True)
+    candidates = []
+    if connection.sync_schedule is not None:
+        last = connection.last_scheduled_sync_at or timezone.now()
+        candidates.append(NextSync(at=last + connection.sync_schedule, expected=False))
+    if connection.last_push_at is not None:
+        candidates.append(NextSync(at=connection.last_push_at + connection.sync_cadence, expected=True))
+    return min(candidates, key=lambda n: n.at) if candidates else None

@@ -14,31 +14,70 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mappings.models import Connection
-from scimsync.models import SyncRun
+from scimsync.models import AttributeState, SyncRun
 from scimsync.sync.services import Actor, user_sync
 from users.models import User
 
 logger = logging.getLogger(__name__)
 
 
+def _run_users(connection_id: int, user_ids: list[int] | None):
+    users = User.objects.filter(connection_id=connection_id)
+    return users.filter(pk__in=user_ids) if user_ids else users
+
+
+def _needs_approval(users_at_risk: int, connection_users: int) -> bool:
+    knobs = settings.SCIMSYNC
+    return (
+        users_at_risk >= knobs["APPROVAL_MIN_USERS"]
+        and users_at_risk > knobs["APPROVAL_SHARE"] * connection_users
+    )
+
+
 def sync_run_start(
     *, connection: Connection, user_ids: list[int] | None = None, reason: str = SyncRun.Reason.MANUAL,
     requested_by: User | None = None,
 ) -> SyncRun:
-    """Record a run, then queue it once the transaction commits."""
-    users = User.objects.filter(connection=connection)
-    if user_ids:
-        users = users.filter(pk__in=user_ids)
+    """Record a run, then queue it once the transaction commits.
+
+    A run that would overwrite local values of too many users is HELD for an
+    admin's approval instead (settings.SCIMSYNC["APPROVAL_SHARE"]).
+    """
+    users = _run_users(connection.pk, user_ids)
+    at_risk = users.filter(attribute_states__at_risk=True).distinct().count()
+    held = _needs_approval(at_risk, User.objects.filter(connection=connection).count())
     run = SyncRun.objects.create(
         connection=connection, user_ids=sorted(user_ids or []), reason=reason,
-        requested_by=requested_by, users_total=users.count(),
+        requested_by=requested_by, users_total=users.count(), users_at_risk=at_risk,
+        state=SyncRun.State.HELD if held else SyncRun.State.QUEUED,
     )
-    transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
+    if not held:
+        transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
     return run
+
+
+def sync_run_preview(*, run: SyncRun, limit: int = 500):
+    """The dry run of a held run: every at-risk attribute it would overwrite."""
+    users = _run_users(run.connection_id, run.user_ids or None)
+    return (
+        AttributeState.objects.filter(user__in=users, at_risk=True)
+        .select_related("user")
+        .order_by("user__user_name", "attribute")[:limit]
+    )
+
+
+@transaction.atomic
+def sync_run_approve(*, run: SyncRun, approved_by: User) -> bool:
+    approved = SyncRun.objects.filter(pk=run.pk, state=SyncRun.State.HELD).update(
+        state=SyncRun.State.QUEUED, approved_by=approved_by
+    )
+    if approved:
+        transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
+    return bool(approved)
 
 
 def sync_run_dispatch(*, run_id: int) -> bool:
@@ -75,9 +114,7 @@ def sync_run_execute(*, run_id: int) -> None:
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
     batch_size = settings.SCIMSYNC["SYNC_BATCH_SIZE"]
     actor = Actor(label=f"sync run {run.pk}", sync_run=run)
-    users = User.objects.filter(connection=run.connection).order_by("pk")
-    if run.user_ids:
-        users = users.filter(pk__in=run.user_ids)
+    users = _run_users(run.connection_id, run.user_ids or None).order_by("pk")
     try:
         while True:
             batch = list(users.filter(pk__gt=run.checkpoint)[:batch_size])
@@ -110,3 +147,22 @@ def sync_run_retry(*, run: SyncRun, requested_by: User | None) -> SyncRun:
         connection=run.connection, user_ids=run.user_ids or None, reason=SyncRun.Reason.RETRY,
         requested_by=requested_by,
     )
+
+
+def start_due_scheduled_syncs(*, now=None) -> list[SyncRun]:
+    """Start a run for every connection whose schedule is due.
+
+    The conditional UPDATE on last_scheduled_sync_at makes two beat processes
+    (or a beat restarted mid-minute) start each scheduled run once.
+    """
+    now = now or timezone.now()
+    started = []
+    for connection in Connection.objects.filter(sync_schedule__isnull=False):
+        due_since = now - connection.sync_schedule
+        claimed = Connection.objects.filter(pk=connection.pk).filter(
+            Q(last_scheduled_sync_at__isnull=True) | Q(last_scheduled_sync_at__lte=due_since)
+        ).update(last_scheduled_sync_at=now)
+        if claimed:
+            with transaction.atomic():
+                started.append(sync_run_start(connection=connection, reason=SyncRun.Reason.SCHEDULE))
+    return started

@@ -63,3 +63,62 @@ def with_risk_counts(users: QuerySet[User]) -> QuerySet[User]:
     return users.annotate(
         at_risk_count=Count("attribute_states", filter=Q(attribute_states__at_risk=True))
     )
+
+
+def at_risk_report(*, connection_id: int | None = None) -> QuerySet[AttributeState]:
+    """Every at-risk attribute, ordered by connection and attribute, with its user in one query."""
+    rows = AttributeState.objects.filter(at_risk=True).select_related("user__connection", "user__manager")
+    if connection_id:
+        rows = rows.filter(user__connection_id=connection_id)
+    return rows.order_by("user__connection__name", "attribute", "user__user_name")
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    connection: Any
+    users_at_risk: int
+    pushes_24h: int
+    failures_24h: int
+    silent: bool
+    next_sync: NextSync | None
+
+
+def dashboard(now: datetime | None = None) -> dict[str, Any]:
+    """The at-a-glance numbers: a fixed number of queries whatever the data size."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mappings.models import Connection
+    from scimsync.models import JournalChange
+
+    now = now or timezone.now()
+    day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+    connections = Connection.objects.annotate(
+        users_at_risk=Count("users", filter=Q(users__attribute_states__at_risk=True), distinct=True),
+    ).order_by("name")
+    pushes = dict(_request_counts(day_ago, failed=False))
+    failures = dict(_request_counts(day_ago, failed=True))
+    health = [
+        ConnectionHealth(
+            connection=c, users_at_risk=c.users_at_risk, pushes_24h=pushes.get(c.pk, 0),
+            failures_24h=failures.get(c.pk, 0),
+            silent=c.last_push_at is None or c.last_push_at + c.sync_cadence < now,
+            next_sync=next_sync(c),
+        )
+        for c in connections
+    ]
+    return {
+        "connections": health,
+        "lost_edits_week": JournalChange.objects.filter(lost_edit=True, entry__created_at__gte=week_ago).count(),
+        "failed_pushes_24h": sum(failures.values()),
+        "silent_connections": [h.connection for h in health if h.silent],
+    }
+
+
+def _request_counts(since: datetime, *, failed: bool):
+    from scimsync.models import ScimRequestLog
+
+    rows = ScimRequestLog.objects.filter(created_at__gte=since, connection__isnull=False)
+    rows = rows.filter(status__gte=400) if failed else rows.filter(status__lt=400)
+    return rows.values_list("connection_id").annotate(n=Count("id")).values_list("connection_id", "n")

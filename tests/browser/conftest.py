@@ -65,9 +65,14 @@ def login(page, live_server_url: str, user_name: str, password: str) -> None:
     page.wait_for_url(f"{live_server_url}/admin/")
 
 
-def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot as artifacts/screenshots/<name>.png under the repo root."""
+def screenshot(page, name: str, *, full_page: bool = False) -> Path:
+    """Save a screenshot as artifacts/screenshots/<name>.png under the repo root.
+
+    The viewport by default: a user page is ~4000 px tall, and a full-page shot
+    shrunk to fit a screen makes the at-risk flag unreadable. Scroll what matters
+    into view first.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

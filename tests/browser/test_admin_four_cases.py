@@ -15,6 +15,7 @@ from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from scimsync.models import AttributeState
+from scimsync.sync import services
 from tests.browser.conftest import login, screenshot
 from tests.conftest import ENTERPRISE, USER_SCHEMA
 from users.models import User
@@ -154,7 +155,7 @@ def test_local_edit_of_mapped_attribute_is_flagged_then_lost_at_next_push(
     )
     # Only the edited attribute is flagged.
     assert_not_at_risk(page, "department")
-    ownership_row(page, "title").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")  # the message, the summary and the flagged row
     screenshot(page, "user-page-at-risk")
 
     # The IdP pushes a change to another attribute only: the push is a sync of the user.
@@ -169,7 +170,7 @@ def test_local_edit_of_mapped_attribute_is_flagged_then_lost_at_next_push(
     lost = page.locator("ul.journal li li").filter(has_text="LOST EDIT")
     expect(lost).to_have_count(1)
     expect(lost).to_contain_text("title: Lead Analyst → Analyst — LOST EDIT by alice")
-    page.locator("ul.journal").scroll_into_view_if_needed()
+    page.locator("ul.journal").evaluate("e => e.scrollIntoView({block: 'center'})")
     screenshot(page, "journal-lost-edit")
 
 
@@ -204,10 +205,33 @@ def _unmap_in_connection_admin(page, base: str, connection, attribute: str) -> N
         has=page.locator("td.field-attribute", has_text=re.compile(rf"^\s*{attribute}\s*$"))
     )
     expect(row).to_have_count(1)
+    expect(row.locator("td.field-state select")).to_have_value("mapped")
     row.locator("td.field-state select").select_option("unmapped")
-    page.click("input[name=_continue]")
-    expect(page.locator("ul.messagelist")).to_contain_text(f"{attribute}: 0 users now at risk", ignore_case=True)
+    with page.expect_navigation() as saved:
+        page.click("input[name=_continue]")
+    assert saved.value.ok, f"saving the connection answered HTTP {saved.value.status}"
+    expect(page.locator("ul.messagelist")).to_contain_text(
+        f"{attribute}: 0 users now at risk, 0 no longer at risk", ignore_case=True
+    )
     expect(row.locator("td.field-state select")).to_have_value("unmapped")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="app bug: ConnectionAdmin.save_formset (mappings/admin.py) never calls formset.save(), "
+    "so Django's construct_change_message hits AttributeError 'new_objects': HTTP 500, and "
+    "changeform_view's transaction rolls the mapping change back",
+)
+def test_unmapping_an_attribute_in_the_connection_admin(browser_page, live_server, scim, alice, connection):
+    page, base = browser_page, live_server.url
+    provision(scim, "dan@example.com")
+
+    login(page, base, "alice", ALICE_PASSWORD)
+    _unmap_in_connection_admin(page, base, connection, "phone_mobile")
+
+    open_user(page, base, "dan@example.com")
+    expect(help_text(page, "phone_mobile")).to_contain_text("Local")
 
 
 def test_unmapped_attribute_is_the_products_and_never_flagged(
@@ -215,12 +239,15 @@ def test_unmapped_attribute_is_the_products_and_never_flagged(
 ):
     page, base = browser_page, live_server.url
     scim_id = provision(scim, "dan@example.com")
-
-    login(page, base, "alice", ALICE_PASSWORD)
-    _unmap_in_connection_admin(page, base, connection, "phone_mobile")
+    # Set-up through the sync engine: unmapping in the connection admin fails today
+    # (see test_unmapping_an_attribute_in_the_connection_admin).
+    services.mapping_update(
+        connection=connection, attribute="phone_mobile", state="unmapped", actor=services.Actor("test set-up")
+    )
 
     # Case 3: the IdP sends a mobile; it is recorded for information only.
     patch(scim, scim_id, replace('phoneNumbers[type eq "mobile"].value', "+1 555 0100"))
+    login(page, base, "alice", ALICE_PASSWORD)
     open_user(page, base, "dan@example.com")
     expect(cell(page, "phone_mobile", 1)).to_have_text("Local")
     expect(cell(page, "phone_mobile", 3)).to_have_text("+1 555 0100")
@@ -235,7 +262,7 @@ def test_unmapped_attribute_is_the_products_and_never_flagged(
     expect(help_text(page, "phone_mobile")).to_contain_text("Local")
     expect(help_text(page, "phone_mobile")).not_to_contain_text("AT RISK")
 
-    # A full PUT from the IdP, with yet another mobile, then a PATCH of something else.
+    # A full PUT from the IdP with yet another mobile, then a PATCH of something else.
     body = {
         "schemas": [USER_SCHEMA, ENTERPRISE],
         "userName": "dan@example.com",
@@ -336,3 +363,31 @@ def test_viewer_can_open_the_user_page_but_not_revert(browser_page, live_server,
     page.goto(user_page)
     expect(page.locator(".field-title .readonly")).to_have_text("Lead Analyst")
     expect(cell(page, "title", 4)).to_have_text("⚠ At risk")
+
+
+# --- the keyboard: Enter in a field must save, not revert -----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="app bug: the Revert buttons (users/admin.py, UserAdmin.ownership) are the first submit "
+    "buttons of the change form, so Enter in any field submits to the revert view: the first "
+    "at-risk attribute is reverted and the typed edit is discarded",
+)
+def test_enter_in_a_field_saves_the_form(browser_page, live_server, scim, alice):
+    page, base = browser_page, live_server.url
+    provision(scim, "ivy@example.com", title="Analyst")
+
+    login(page, base, "alice", ALICE_PASSWORD)
+    open_user(page, base, "ivy@example.com")
+    edit_field(page, "title", "Lead Analyst")
+    assert_at_risk(page, "title", "Analyst")
+
+    page.fill("#id_nick_name", "Ivy")
+    with page.expect_navigation():
+        page.press("#id_nick_name", "Enter")
+
+    expect(page.locator("ul.messagelist")).not_to_contain_text("back to the IdP value")
+    expect(page.locator("#id_nick_name")).to_have_value("Ivy")
+    expect(page.locator("#id_title")).to_have_value("Lead Analyst")

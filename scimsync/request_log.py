@@ -1,0 +1,60 @@
+"""Middleware that records every SCIM write and every failed SCIM request.
+
+The connection page shows them decoded ("what the IdP sent recently"), and the
+dashboard counts failures. Logging never breaks the response it describes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from scimsync.models import ScimRequestLog
+from scimsync.sync.decode import decode_user_write
+
+logger = logging.getLogger(__name__)
+SCIM_PREFIX = "/scim/v2/"
+
+
+class ScimRequestLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        body = b""
+        if request.path.startswith(SCIM_PREFIX) and request.method != "GET" and self.small(request):
+            body = request.body
+        response = self.get_response(request)
+        if request.path.startswith(SCIM_PREFIX) and (request.method != "GET" or response.status_code >= 400):
+            try:
+                self.record(request, response, body)
+            except Exception:
+                logger.exception("could not record SCIM request %s %s", request.method, request.path)
+        return response
+
+    @staticmethod
+    def small(request) -> bool:
+        """Oversized bodies are refused with 413 by the view; never read them here."""
+        from django.conf import settings
+
+        try:
+            return int(request.META.get("CONTENT_LENGTH") or 0) <= settings.SCIMSYNC["MAX_BODY_BYTES"]
+        except ValueError:
+            return False
+
+    def record(self, request, response, body: bytes) -> None:
+        connection_id = getattr(request, "scim_connection_id", None)
+        detail = ""
+        if response.status_code >= 400:
+            try:
+                detail = json.loads(response.content).get("detail", "")
+            except (ValueError, AttributeError):
+                detail = response.content[:500].decode("utf-8", "replace")
+        decoded = []
+        is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
+        if connection_id and is_user_write and response.status_code < 400:
+            decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body)
+        ScimRequestLog.objects.create(
+            connection_id=connection_id, method=request.method, path=request.path[:500],
+            status=response.status_code, detail=str(detail)[:2000], decoded=decoded,
+        )

@@ -1,0 +1,50 @@
+"""Decode a SCIM write into "attribute, value, what was done with it" for the request log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mappings.catalogue import all_attributes
+from scimsync.sync.ownership import Owner, Ownership
+
+
+def decode_user_write(*, connection_id: int, method: str, body: bytes) -> list[dict[str, Any]]:
+    """Per attribute the request carried: applied (IdP-owned), kept_local (recorded only)...
+
+    Derived from the connection's mappings, which are what the sync engine
+    applies; a body that does not parse decodes to nothing (the request failed).
+    """
+    from scimsync.scim.documents import addressed_attributes, parse_user_document
+    from scimsync.scim.patch import USER_SHAPE, apply_operations
+
+    try:
+        doc = json.loads(body.decode("utf-8"))
+        attributes = all_attributes()
+        if method == "PATCH":
+            fields = {str(k).lower(): v for k, v in doc.items()}
+            after, touches = apply_operations({}, fields.get("operations"), USER_SHAPE)
+            parsed = parse_user_document(after, attributes)
+            names = addressed_attributes(touches, attributes) | set(parsed.values)
+        else:
+            parsed = parse_user_document(doc, attributes)
+            names = set(parsed.values)
+    except Exception:  # the request itself was refused; its error is logged instead
+        return []
+    ownership = Ownership.for_connection(connection_id)
+    rows = []
+    for attribute in attributes:
+        if attribute.short_name not in names:
+            continue
+        owner = ownership.owner(attribute)
+        if owner is Owner.IDP or (owner is Owner.IDP_ON_CREATE and method == "POST"):
+            outcome = "applied"
+        else:
+            outcome = "kept_local"
+        rows.append({"attribute": attribute.short_name, "value": parsed.values.get(attribute.short_name),
+                     "outcome": outcome})
+    for plural, entries in parsed.extras.get("entries", {}).items():
+        rows.extend({"attribute": plural, "value": e, "outcome": "not_in_catalogue"} for e in entries)
+    for urn, value in parsed.extras.get("extensions", {}).items():
+        rows.append({"attribute": urn, "value": value, "outcome": "not_in_catalogue"})
+    return rows
