@@ -164,6 +164,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     def mappings_view(self, request, connection_id):
         """Edit mappings in two steps: preview the impact on at-risk flags, then confirm."""
         connection = get_object_or_404(Connection, pk=connection_id)
+        if not self.has_view_permission(request, connection):
+            raise PermissionDenied
         can_change = request.user.has_perm("mappings.change_attributemapping")
         if request.method == "POST" and not can_change:
             raise PermissionDenied

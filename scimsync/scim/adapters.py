@@ -7,13 +7,17 @@ a deferred sync or an admin's edit.
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Value
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django_scim.adapters import SCIMMixin
 
-from mappings.catalogue import all_attributes
+from mappings.catalogue import ENTERPRISE_USER, all_attributes
 from mappings.models import Connection
 from scimsync.models import AttributeState, JournalEntry
 from scimsync.scim import errors
@@ -21,7 +25,7 @@ from scimsync.scim.documents import (
     addressed_attributes, build_group_document, build_user_document, parse_group_document,
     parse_user_document,
 )
-from scimsync.scim.patch import GROUP_SHAPE, USER_SHAPE, apply_operations
+from scimsync.scim.patch import GROUP_SHAPE, apply_operations, user_shape
 from scimsync.scim.urls_util import base_location
 from scimsync.sync import services
 from scimsync.sync.values import InvalidValue, normalize, read_value, same_value
@@ -42,6 +46,11 @@ def etag_of(obj) -> str:
     return f'W/"{obj.version}"'
 
 
+def collection_url(request, url_name: str) -> str:
+    """The absolute URL of a collection with a trailing slash: an id appended is a location."""
+    return base_location(request) + reverse(url_name) + "/"
+
+
 class SCIMUserAdapter(SCIMMixin):
     url_name = "scim:users"
     resource_type = "User"
@@ -60,6 +69,9 @@ class SCIMUserAdapter(SCIMMixin):
         values = {a.short_name: read_value(user, a) for a in self.attributes}
         doc = build_user_document(values, user.scim_extras, self.attributes)
         doc = {"schemas": doc.pop("schemas"), "id": str(user.scim_id), **doc}
+        manager = doc.get(ENTERPRISE_USER, {}).get("manager")
+        if manager:  # RFC 7643 §4.3: the manager's id and the URI of that User
+            manager["$ref"] = collection_url(self.request, self.url_name) + manager["value"]
         if with_groups:
             groups = [m.group for m in user.memberships.all()]
             if groups:
@@ -80,9 +92,11 @@ class SCIMUserAdapter(SCIMMixin):
         user_name = _required_user_name(parsed.values)
         _check_user_name_free(connection, user_name, exclude_pk=None)
         received = {k: v for k, v in parsed.values.items()}
+        extras = _clean_extras(parsed.extras)
+        _unassigned_active(received, extras, previous={})
         try:
             user = services.user_provision(
-                connection=connection, received=received, extras=_clean_extras(parsed.extras),
+                connection=connection, received=received, extras=extras,
                 actor=services.Actor("SCIM POST"),
             )
         except InvalidValue as e:
@@ -101,14 +115,17 @@ class SCIMUserAdapter(SCIMMixin):
             # Omitted means sent empty; the identifiers are never cleared by omission.
             if attribute.short_name not in received and not attribute.always_idp:
                 received[attribute.short_name] = None
-        self._push(received, _clean_extras(parsed.extras), "SCIM PUT")
+        extras = _clean_extras(parsed.extras)
+        _unassigned_active(received, extras, previous=self.obj.scim_extras)
+        self._push(received, extras, "SCIM PUT")
 
     def patch(self, operations: Any) -> None:
         """PATCH applies to what the IdP last sent, then is pushed like a PUT of what changed."""
         states = AttributeState.objects.filter(user=self.obj, idp_received_at__isnull=False)
         idp_values = {s.attribute: s.idp_value for s in states}
         before = build_user_document(idp_values, self.obj.scim_extras, self.attributes)
-        after, touches = apply_operations(before, operations, USER_SHAPE)
+        custom = [a.scim_name for a in self.attributes if a.is_custom]
+        after, touches = apply_operations(before, operations, user_shape(custom))
         parsed = parse_user_document(after, self.attributes)
         addressed = addressed_attributes(touches, self.attributes)
         received = {}
@@ -120,7 +137,9 @@ class SCIMUserAdapter(SCIMMixin):
         if "user_name" in received:
             user_name = _required_user_name(received)
             _check_user_name_free(self.obj.connection, user_name, exclude_pk=self.obj.pk)
-        self._push(received, _clean_extras(parsed.extras), "SCIM PATCH")
+        extras = _clean_extras(parsed.extras)
+        _unassigned_active(received, extras, previous=self.obj.scim_extras)
+        self._push(received, extras, "SCIM PATCH")
 
     def _push(self, received: dict, extras: dict, label: str) -> None:
         try:
@@ -167,6 +186,21 @@ def _clean_extras(extras: dict) -> dict:
     return {k: v for k, v in extras.items() if v}
 
 
+def _unassigned_active(received: dict, extras: dict, *, previous: dict) -> None:
+    """`active` sent empty (a PATCH remove, a null): the user is not active, and reads unassigned.
+
+    The column is a boolean, so "no value" is stored as false plus a marker in
+    the extras; GET then omits `active` (RFC 7643 §2.5) until the IdP sends a
+    value again. A PUT that omits `active` keeps it as it was, marker included.
+    """
+    if "active" in received:
+        if received["active"] is None:
+            received["active"] = False
+            extras["unassigned"] = ["active"]
+    elif "active" in previous.get("unassigned", ()):
+        extras["unassigned"] = ["active"]
+
+
 class SCIMGroupAdapter(SCIMMixin):
     url_name = "scim:groups"
     resource_type = "Group"
@@ -183,7 +217,8 @@ class SCIMGroupAdapter(SCIMMixin):
         group = self.obj
         if with_members and member_ids is None:
             member_ids = self.member_ids()
-        doc = build_group_document(group, member_ids if with_members else None)
+        users_url = collection_url(self.request, SCIMUserAdapter.url_name)
+        doc = build_group_document(group, member_ids if with_members else None, users_url)
         doc = {"schemas": doc.pop("schemas"), "id": str(group.scim_id), **doc}
         doc["meta"] = _meta(group, "Group", self.location, group.created_at)
         return doc
@@ -247,13 +282,13 @@ def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
 
 
 def _set_members(group: Group, member_ids: list[str]) -> bool:
-    """Make the membership exactly `member_ids`, in bulk; every id must be a user of the connection.
+    """Make the membership exactly `member_ids`; every id must be a user of the connection.
 
     An unknown id fails the whole request (RFC 7644 §3.5.2: PATCH is atomic),
-    so existing members are never lost and unknown ids never stored.
+    so existing members are never lost and unknown ids never stored. The ids
+    travel as one JSON parameter and the rows are inserted by one INSERT ...
+    SELECT, so the number of queries is the same for 1 member and for 10,000.
     """
-    import uuid
-
     wanted: set[uuid.UUID] = set()
     for raw in member_ids:
         try:
@@ -261,18 +296,51 @@ def _set_members(group: Group, member_ids: list[str]) -> bool:
         except ValueError:
             raise errors.invalid_value(f"member {raw!r} is not a user id") from None
     found = dict(
-        User.objects.filter(connection_id=group.connection_id, scim_id__in=wanted).values_list("scim_id", "pk")
+        User.objects.filter(connection_id=group.connection_id, scim_id__in=_json_ids(wanted, "uuid"))
+        .values_list("scim_id", "pk")
     )
     missing = wanted - set(found)
     if missing:
         raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
     current = set(group.memberships.values_list("user_id", flat=True))
     target = set(found.values())
-    GroupMembership.objects.filter(group=group, user_id__in=current - target).delete()
-    GroupMembership.objects.bulk_create(
-        [GroupMembership(group=group, user_id=pk) for pk in target - current], batch_size=2000
-    )
+    if current - target:
+        GroupMembership.objects.filter(group=group).exclude(user_id__in=_json_ids(target, "int")).delete()
+    if target - current:
+        _insert_members(group, target - current)
     return current != target
+
+
+def _insert_members(group: Group, user_pks: set[int]) -> None:
+    """INSERT INTO membership (group_id, user_id) SELECT group, id FROM users WHERE id IN (...)."""
+    rows = (
+        User.objects.filter(pk__in=_json_ids(user_pks, "int"))
+        .annotate(group_pk=Value(group.pk, output_field=BigIntegerField()))
+        .values_list("group_pk", "pk")
+    )
+    select, params = rows.query.sql_with_params()
+    table = connection.ops.quote_name(GroupMembership._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in ("group_id", "user_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) {select}", params)
+
+
+def _json_ids(values, kind: str) -> RawSQL:
+    """`IN (...)` over many values as one JSON array parameter, not one parameter each.
+
+    SQLite caps the parameters of a statement and PostgreSQL's protocol at
+    65,535; a JSON array has no such limit. UUIDs are compared in the form each
+    database stores them (32 hex digits on SQLite, uuid on PostgreSQL).
+    """
+    if kind == "uuid":
+        items = [v.hex for v in values]
+    else:
+        items = [int(v) for v in values]
+    payload = json.dumps(items)
+    if connection.vendor == "postgresql":
+        cast = "uuid" if kind == "uuid" else "bigint"
+        return RawSQL(f"SELECT (jsonb_array_elements_text(%s::jsonb))::{cast}", [payload])
+    return RawSQL("SELECT value FROM json_each(%s)", [payload])
 
 
 __all__ = ["SCIMGroupAdapter", "SCIMUserAdapter", "etag_of", "normalize"]

@@ -40,10 +40,13 @@ def build_user_document(
     """SCIM JSON (without id and meta) from attribute values; None values are omitted."""
     doc: dict[str, Any] = {"schemas": [CORE_USER]}
     entry_meta = extras.get("entry_meta", {})
+    unassigned = set(extras.get("unassigned", ()))
     for attribute in _catalogue(attributes):
         value = values.get(attribute.short_name)
         if value is None or value == "":
             continue
+        if attribute.short_name in unassigned and value is False:
+            continue  # `active` the IdP removed: stored as false, shown unassigned (RFC 7643 §2.5)
         if attribute.slot is Slot.TOP:
             doc[attribute.scim_name] = value
         elif attribute.slot is Slot.NAME:
@@ -240,12 +243,21 @@ def addressed_name_parts(touches: list[Touch], attributes: list[Attribute]) -> s
     return names
 
 
-def build_group_document(group, member_ids: list[str] | None) -> dict:
+def build_group_document(group, member_ids: list[str] | None, users_url: str | None = None) -> dict:
+    """SCIM JSON of a group (without id and meta).
+
+    With `users_url` (the absolute URL of /Users/), each member carries its
+    `$ref` and `type` (RFC 7643 §4.2); without it, only the ids, which is what
+    a PATCH is applied to.
+    """
     doc: dict[str, Any] = {"schemas": [schema.CORE_GROUP], "displayName": group.display_name}
     if group.external_id:
         doc["externalId"] = group.external_id
     if member_ids:
-        doc["members"] = [{"value": m} for m in member_ids]
+        if users_url is None:
+            doc["members"] = [{"value": m} for m in member_ids]
+        else:
+            doc["members"] = [{"value": m, "$ref": users_url + m, "type": "User"} for m in member_ids]
     return doc
 
 
@@ -267,13 +279,13 @@ def parse_group_document(doc: Any) -> ParsedGroup:
     if "members" in fields:
         if members is not None and not isinstance(members, list):
             raise errors.invalid_value("members must be an array")
-        member_ids = []
+        unique: dict[str, None] = {}  # ordered and O(1): a group may have 10,000 members
         for entry in members or []:
             if not isinstance(entry, dict):
                 raise errors.invalid_value("members must be objects with a value")
             value = {str(k).lower(): v for k, v in entry.items()}.get("value")
             if not isinstance(value, str) or not value:
                 raise errors.invalid_value("each member needs a string value (a user id)")
-            if value not in member_ids:
-                member_ids.append(value)
+            unique[value] = None
+        member_ids = list(unique)
     return ParsedGroup(display_name, external_id, member_ids)

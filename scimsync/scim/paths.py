@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mappings.catalogue import CORE_USER, ENTERPRISE_USER
+from mappings.catalogue import CORE_USER, CUSTOM_USER, ENTERPRISE_USER
 from scimsync.scim import errors
 from scimsync.scim.schema import CORE_GROUP, URN_ALIASES, canonical_urn
 
 _KNOWN_PREFIXES = sorted(
-    {CORE_USER, ENTERPRISE_USER, CORE_GROUP, *URN_ALIASES}, key=len, reverse=True
+    {CORE_USER, ENTERPRISE_USER, CUSTOM_USER, CORE_GROUP, *URN_ALIASES}, key=len, reverse=True
 )
 
 

@@ -62,6 +62,9 @@ class ScimView(SCIMView):
             if self.requires_auth:
                 self.connection = authenticate(request)
                 request.scim_connection_id = self.connection.pk  # for the request log
+            if request.method.lower() not in self.http_method_names:
+                # 405 before any check of the body: the method is wrong whatever it carries.
+                return self.http_method_not_allowed(request, *args, **kwargs)
             self._check_request(request)
             return View.dispatch(self, request, *args, **kwargs)
         except scim_exceptions.SCIMException as error:

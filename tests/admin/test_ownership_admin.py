@@ -1,0 +1,186 @@
+"""The ownership view in the admin (issue 6) through Django's test client: report, mappings
+editor with impact preview, lost-edit restore, dashboard, permissions and query counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from mappings.models import AttributeMapping, MappingChange
+from mappings.services import connection_create
+from scimsync.models import AttributeState, JournalChange, ScimRequestLog
+from scimsync.sync import services
+from users.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def _provision(connection, user_name, **received):
+    return services.user_provision(
+        connection=connection, received={"user_name": user_name, **received}, extras={},
+        actor=services.Actor("SCIM POST"),
+    )
+
+
+def _edit(user, attribute, value, by="alice"):
+    services.user_local_edit(user=user, attribute=attribute, value=value, actor=services.Actor(by))
+
+
+@pytest.fixture
+def admin_client(alice):
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob(db):
+    """bob: a viewer. He sees users, flags and mappings but changes nothing."""
+    bob = User.objects.create_user("bob", "bob-password-123", is_staff=True)
+    bob.user_permissions.set(Permission.objects.filter(codename__in=[
+        "view_user", "view_connection", "view_attributemapping", "view_atriskattribute", "view_lostedit",
+    ]))
+    return bob
+
+
+@pytest.fixture
+def charlie(db):
+    """charlie: staff without any permission."""
+    return User.objects.create_user("charlie", "charlie-password-123", is_staff=True)
+
+
+def _login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_at_risk_report_lists_every_at_risk_attribute_and_exports_csv(admin_client, connection):
+    alex = _provision(connection, "alex", title="Analyst", department="Sales")
+    sam = _provision(connection, "sam", title="Engineer")
+    _edit(alex, "title", "Lead")
+    _edit(alex, "department", "Ops")
+    _edit(sam, "title", "Staff Engineer")
+
+    page = admin_client.get("/admin/scimsync/atriskattribute/").content.decode()
+    for text in ("Lead", "Ops", "Staff Engineer", "Analyst", "Sales", "Engineer"):
+        assert text in page
+    ids = list(AttributeState.objects.filter(at_risk=True).values_list("pk", flat=True))
+    response = admin_client.post("/admin/scimsync/atriskattribute/",
+                                 {"action": "export_csv", "_selected_action": ids})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:5] == ["connection", "attribute", "user", "current value", "IdP value"]
+    assert sorted((r[1], r[2], r[3], r[4]) for r in rows[1:]) == [
+        ("department", "alex", "Ops", "Sales"), ("title", "alex", "Lead", "Analyst"),
+        ("title", "sam", "Staff Engineer", "Engineer"),
+    ]
+
+
+def test_bulk_revert_from_the_report(admin_client, connection):
+    alex = _provision(connection, "alex", title="Analyst")
+    _edit(alex, "title", "Lead")
+    state = AttributeState.objects.get(user=alex, attribute="title")
+    admin_client.post("/admin/scimsync/atriskattribute/", {"action": "revert_selected", "_selected_action": [state.pk]})
+    alex.refresh_from_db()
+    assert alex.title == "Analyst" and not AttributeState.objects.filter(at_risk=True).exists()
+
+
+def test_mapping_editor_previews_the_impact_then_saves_on_confirm(admin_client, connection, alice):
+    services.mapping_update(connection=connection, attribute="phone_mobile", state="unmapped", actor=services.Actor("a"))
+    users = [_provision(connection, f"u{i}", phone_mobile=f"+1 555 000{i}") for i in range(3)]
+    for user in users[:2]:
+        _edit(user, "phone_mobile", "+1 555 9999")
+    url = f"/admin/mappings/connection/{connection.pk}/mappings/"
+    preview = admin_client.post(url, {"state-phone_mobile": "mapped", "apply-phone_mobile": "always", "preview": "1"})
+    page = preview.content.decode()
+    # users[2] was never seeded either (unmapped on create), so all three differ from the IdP.
+    assert "mapping phone_mobile puts 3 users&#x27; local values at risk" in page
+    assert AttributeMapping.objects.get(connection=connection, attribute="phone_mobile").state == "unmapped"
+    assert not AttributeState.objects.filter(at_risk=True).exists()
+
+    admin_client.post(url, {"state-phone_mobile": "mapped", "apply-phone_mobile": "always", "confirm": "1"})
+    assert AttributeMapping.objects.get(connection=connection, attribute="phone_mobile").state == "mapped"
+    assert AttributeState.objects.filter(at_risk=True, attribute="phone_mobile").count() == 3
+    audit = MappingChange.objects.filter(attribute="phone_mobile").first()  # the newest
+    assert (audit.before, audit.after, audit.actor, audit.users_now_at_risk) == (
+        "unmapped/always", "mapped/always", alice, 3)
+
+
+def test_lost_edit_restore_brings_the_value_back_at_risk(admin_client, connection):
+    alex = _provision(connection, "alex", title="Analyst")
+    _edit(alex, "title", "Lead")
+    services.user_sync(user=alex, actor=services.Actor("sync"))
+    lost = JournalChange.objects.get(lost_edit=True)
+    assert "Lead" in admin_client.get("/admin/scimsync/lostedit/").content.decode()
+    admin_client.post("/admin/scimsync/lostedit/", {"action": "restore", "_selected_action": [lost.pk]})
+    alex.refresh_from_db()
+    assert alex.title == "Lead"
+    assert AttributeState.objects.get(user=alex, attribute="title").at_risk
+    lost.refresh_from_db()
+    assert lost.restored_at is not None
+
+
+def test_dashboard_shows_risk_lost_edits_failures_and_silent_connections(admin_client, connection):
+    alex = _provision(connection, "alex", title="Analyst")
+    _edit(alex, "title", "Lead")
+    services.user_sync(user=alex, actor=services.Actor("sync"))
+    _edit(alex, "title", "Lead again")
+    connection_create(name="Quiet tenant", preset="okta")
+    ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/scim/v2/Users/x", status=400)
+    page = admin_client.get("/admin/").content.decode()
+    assert "Lost edits this week: <strong>1</strong>" in page
+    assert "Failed pushes (24 h): <strong>1</strong>" in page
+    assert "Silent connections: <strong>1</strong>" in page  # the quiet one never pushed; the other just did
+    assert 'data-connection="Quiet tenant"' in page
+
+
+def test_viewer_sees_flags_but_cannot_change_mappings_or_revert(bob, connection):
+    alex = _provision(connection, "alex", title="Analyst")
+    _edit(alex, "title", "Lead")
+    client = _login(bob)
+    assert "⚠ At risk" in client.get(f"/admin/users/user/{alex.pk}/change/").content.decode()
+    url = f"/admin/mappings/connection/{connection.pk}/mappings/"
+    assert "You can view these mappings but not change them." in client.get(url).content.decode()
+    assert client.post(url, {"state-title": "unmapped", "apply-title": "always", "confirm": "1"}).status_code == 403
+    assert client.post(f"/admin/users/user/{alex.pk}/revert/", {"attribute": "title"}).status_code == 403
+    alex.refresh_from_db()
+    assert alex.title == "Lead"
+    assert AttributeMapping.objects.get(connection=connection, attribute="title").state == "mapped"
+
+
+def test_someone_with_no_access_sees_nothing(charlie, connection):
+    alex = _provision(connection, "alex", title="Analyst")
+    client = _login(charlie)
+    assert client.get(f"/admin/users/user/{alex.pk}/change/").status_code == 403
+    assert client.get("/admin/scimsync/atriskattribute/").status_code == 403
+    assert client.get(f"/admin/mappings/connection/{connection.pk}/mappings/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/admin/users/user/", "/admin/scimsync/atriskattribute/", "/admin/scimsync/journalentry/",
+     "/admin/scimsync/lostedit/"],
+)
+def test_list_pages_cost_the_same_queries_for_1_and_50_rows(admin_client, connection, url, django_assert_max_num_queries):
+    """STYLE.md habit 10: the query count of a list page does not grow with its size."""
+    def populate(n):
+        for i in range(n):
+            user = _provision(connection, f"{url.split('/')[3]}-{n}-{i}", title="Analyst", manager=None)
+            _edit(user, "title", "Lead")
+            services.user_sync(user=user, actor=services.Actor("sync"))
+            _edit(user, "title", "Lead again")
+
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    populate(1)
+    with CaptureQueriesContext(db) as one:
+        assert admin_client.get(url).status_code == 200
+    populate(49)
+    with CaptureQueriesContext(db) as fifty:
+        assert admin_client.get(url).status_code == 200
+    assert len(fifty) == len(one), [q["sql"] for q in fifty.captured_queries]

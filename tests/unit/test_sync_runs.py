@@ -1,0 +1,104 @@
+"""Deferred sync runs in-process (the worker tests run the same code on a real worker):
+approval safeguard, schedules, next-sync time, idempotence, broker outage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from scimsync.models import JournalChange, SyncRun
+from scimsync.sync import runs, services
+from scimsync.sync.next_sync import next_sync
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _users(connection, n, *, edited):
+    users = []
+    for i in range(n):
+        user = services.user_provision(connection=connection, received={"user_name": f"u{i}", "title": "Analyst"},
+                                       extras={}, actor=services.Actor("SCIM POST"))
+        if i < edited:
+            services.user_local_edit(user=user, attribute="title", value="Lead", actor=services.Actor("alice"))
+        users.append(user)
+    return users
+
+
+def test_a_run_is_a_row_before_it_is_a_message_and_executes_idempotently(connection, settings):
+    _users(connection, 3, edited=2)
+    with transaction.atomic():
+        run = runs.sync_run_start(connection=connection)
+    run.refresh_from_db()
+    assert run.state in ("queued", "succeeded")  # an eager or absent broker is both fine here
+    runs.sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.users_done, run.attributes_overwritten, run.lost_edits) == ("succeeded", 3, 2, 2)
+    journal = JournalChange.objects.count()
+    SyncRun.objects.filter(pk=run.pk).update(state="queued")  # a second delivery of the same message
+    runs.sync_run_execute(run_id=run.pk)
+    assert JournalChange.objects.count() == journal  # no duplicate lost-edit entries
+
+
+def test_a_run_over_too_many_users_is_held_with_a_dry_run_until_approved(connection, alice, settings):
+    settings.SCIMSYNC = {**settings.SCIMSYNC, "APPROVAL_SHARE": 0.5, "APPROVAL_MIN_USERS": 2}
+    _users(connection, 4, edited=3)
+    with transaction.atomic():
+        run = runs.sync_run_start(connection=connection, requested_by=alice)
+    assert run.state == "held" and run.users_at_risk == 3
+    preview = list(runs.sync_run_preview(run=run))
+    assert sorted(s.user.user_name for s in preview) == ["u0", "u1", "u2"]
+    runs.sync_run_execute(run_id=run.pk)  # a stray message must not run a held run
+    run.refresh_from_db()
+    assert run.state == "held" and run.users_done == 0
+    assert runs.sync_run_approve(run=run, approved_by=alice)
+    runs.sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.lost_edits, run.approved_by) == ("succeeded", 3, alice)
+
+
+def test_schedule_starts_one_run_when_due_and_moves_next_sync(connection):
+    connection.sync_schedule = timedelta(hours=1)
+    connection.save()
+    now = timezone.now()
+    assert len(runs.start_due_scheduled_syncs(now=now)) == 1
+    assert runs.start_due_scheduled_syncs(now=now + timedelta(minutes=5)) == []  # not due again yet
+    connection.refresh_from_db()
+    upcoming = next_sync(connection)
+    assert upcoming.at == now + timedelta(hours=1) and not upcoming.expected
+    assert len(runs.start_due_scheduled_syncs(now=now + timedelta(hours=1))) == 1
+    assert SyncRun.objects.filter(reason="schedule").count() == 2
+
+
+def test_next_sync_is_the_earlier_of_schedule_and_expected_push(connection):
+    """DESIGN.md "Next sync": earliest of the next scheduled sync and last push + cadence."""
+    assert next_sync(connection) is None
+    pushed = timezone.now()
+    connection.last_push_at = pushed
+    connection.sync_cadence = timedelta(minutes=40)
+    connection.save()
+    assert next_sync(connection).at == pushed + timedelta(minutes=40) and next_sync(connection).expected
+    connection.sync_schedule = timedelta(minutes=10)
+    connection.last_scheduled_sync_at = pushed
+    connection.save()
+    assert next_sync(connection).at == pushed + timedelta(minutes=10) and not next_sync(connection).expected
+
+
+def test_broker_outage_leaves_runs_queued_and_the_sweep_sends_them(connection, monkeypatch):
+    from scimsync import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker unreachable")
+
+    monkeypatch.setattr(tasks.execute_sync_run, "apply_async", broker_down)
+    _users(connection, 1, edited=1)
+    with transaction.atomic():
+        run = runs.sync_run_start(connection=connection)
+    run.refresh_from_db()
+    assert run.state == "queued"
+    sent = []
+    monkeypatch.setattr(tasks.execute_sync_run, "apply_async", lambda args, **kw: sent.append(args))
+    SyncRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert runs.sync_runs_requeue_stale() == 1 and sent == [[run.pk]]
