@@ -15,7 +15,9 @@ from django.utils.html import format_html, format_html_join
 
 from mappings.models import AttributeMapping, Connection, CustomAttribute, MappingChange, ScimToken
 from mappings.presets import preset_mapped_attributes
-from mappings.services import connection_apply_preset_mappings, token_create, token_revoke
+from mappings.services import (
+    connection_apply_preset_mappings, custom_attribute_create, token_create, token_revoke,
+)
 from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
@@ -255,4 +257,20 @@ class MappingChangeAdmin(admin.ModelAdmin):
 
 @admin.register(CustomAttribute)
 class CustomAttributeAdmin(admin.ModelAdmin):
-    list_display = ("name", "description", "created_at")
+    list_display = ("name", "description", "scim_path", "created_at")
+    fields = ("name", "description")
+
+    @admin.display(description="SCIM path")
+    def scim_path(self, obj):
+        from mappings.catalogue import custom_attribute
+
+        return custom_attribute(obj.name).scim_path
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name",) if obj else ()  # renaming would orphan stored values and mappings
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        created = custom_attribute_create(name=obj.name, description=obj.description)
+        obj.pk = created.pk

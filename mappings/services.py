@@ -7,7 +7,6 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from mappings.catalogue import BUILTIN_ATTRIBUTES
 from mappings.models import AttributeMapping, Connection, ScimToken
 from mappings.presets import preset_mapped_attributes
 
@@ -29,14 +28,18 @@ def connection_create(
 
 def connection_apply_preset_mappings(*, connection: Connection, mapped: set[str]) -> None:
     """Create the missing mapping rows of a new connection (existing rows are kept)."""
+    from mappings.catalogue import all_attributes
+
     existing = set(connection.mappings.values_list("attribute", flat=True))
+    generic = connection.preset == Connection.Preset.GENERIC
     AttributeMapping.objects.bulk_create(
         AttributeMapping(
             connection=connection,
             attribute=a.short_name,
-            state=AttributeMapping.State.MAPPED if a.short_name in mapped else AttributeMapping.State.UNMAPPED,
+            state=AttributeMapping.State.MAPPED
+            if a.short_name in mapped or (a.is_custom and generic) else AttributeMapping.State.UNMAPPED,
         )
-        for a in BUILTIN_ATTRIBUTES
+        for a in all_attributes()
         if not a.always_idp and a.short_name not in existing
     )
 
@@ -77,3 +80,28 @@ def token_authenticate(plaintext: str) -> ScimToken | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ScimToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+@transaction.atomic
+def custom_attribute_create(*, name: str, description: str = "") -> "CustomAttribute":
+    """Add an attribute under the product's extension schema, with a mapping row per connection.
+
+    Generic connections map the whole catalogue (DESIGN.md), so they map it too;
+    vendor presets start it unmapped, since their IdPs do not send it by default.
+    """
+    from mappings.catalogue import custom_attribute
+    from mappings.models import CustomAttribute
+
+    attribute = CustomAttribute(name=name, description=description)
+    attribute.full_clean()
+    attribute.save()
+    short_name = custom_attribute(name).short_name
+    AttributeMapping.objects.bulk_create(
+        AttributeMapping(
+            connection=connection, attribute=short_name,
+            state=AttributeMapping.State.MAPPED if connection.preset == Connection.Preset.GENERIC
+            else AttributeMapping.State.UNMAPPED,
+        )
+        for connection in Connection.objects.all()
+    )
+    return attribute

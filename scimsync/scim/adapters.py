@@ -11,7 +11,8 @@ import json
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from django.db import connection as db
 from django.db.models import BigIntegerField, Value
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
@@ -312,16 +313,16 @@ def _set_members(group: Group, member_ids: list[str]) -> bool:
 
 
 def _insert_members(group: Group, user_pks: set[int]) -> None:
-    """INSERT INTO membership (group_id, user_id) SELECT group, id FROM users WHERE id IN (...)."""
+    """INSERT INTO membership (user_id, group_id) SELECT id, group FROM users WHERE id IN (...)."""
     rows = (
         User.objects.filter(pk__in=_json_ids(user_pks, "int"))
         .annotate(group_pk=Value(group.pk, output_field=BigIntegerField()))
-        .values_list("group_pk", "pk")
+        .values_list("pk", "group_pk")  # model column first: the SELECT order either way
     )
     select, params = rows.query.sql_with_params()
-    table = connection.ops.quote_name(GroupMembership._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in ("group_id", "user_id"))
-    with connection.cursor() as cursor:
+    table = db.ops.quote_name(GroupMembership._meta.db_table)
+    columns = ", ".join(db.ops.quote_name(c) for c in ("user_id", "group_id"))
+    with db.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} ({columns}) {select}", params)
 
 
@@ -337,7 +338,7 @@ def _json_ids(values, kind: str) -> RawSQL:
     else:
         items = [int(v) for v in values]
     payload = json.dumps(items)
-    if connection.vendor == "postgresql":
+    if db.vendor == "postgresql":
         cast = "uuid" if kind == "uuid" else "bigint"
         return RawSQL(f"SELECT (jsonb_array_elements_text(%s::jsonb))::{cast}", [payload])
     return RawSQL("SELECT value FROM json_each(%s)", [payload])

@@ -102,3 +102,22 @@ def test_broker_outage_leaves_runs_queued_and_the_sweep_sends_them(connection, m
     monkeypatch.setattr(tasks.execute_sync_run, "apply_async", lambda args, **kw: sent.append(args))
     SyncRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     assert runs.sync_runs_requeue_stale() == 1 and sent == [[run.pk]]
+
+
+def test_custom_attributes_get_mappings_appear_in_schemas_and_sync(connection):
+    """DESIGN.md catalogue: custom:NAME under the product's extension; generic maps it."""
+    from mappings.models import AttributeMapping
+    from mappings.services import custom_attribute_create
+    from scimsync.scim.discovery import all_schemas
+
+    custom_attribute_create(name="badgeNumber")
+    assert AttributeMapping.objects.get(connection=connection, attribute="custom:badgeNumber").state == "mapped"
+    ext = next(s for s in all_schemas() if s["id"].endswith("scimsync:2.0:User"))
+    assert [a["name"] for a in ext["attributes"]] == ["badgeNumber"]
+    user = services.user_provision(connection=connection, received={"user_name": "kim", "custom:badgeNumber": "B-7"},
+                                   extras={}, actor=services.Actor("SCIM POST"))
+    assert user.custom_attributes == {"badgeNumber": "B-7"}
+    services.user_local_edit(user=user, attribute="custom:badgeNumber", value="B-8", actor=services.Actor("alice"))
+    services.user_sync(user=user, actor=services.Actor("sync"))
+    user.refresh_from_db()
+    assert user.custom_attributes == {"badgeNumber": "B-7"}
