@@ -41,9 +41,12 @@ run: venv
 	$(PY) scripts/run.py
 
 # The settings refuse to start without SECRET_KEY when DEBUG is off; tests get a
-# throwaway key unless one is set (CI sets its own).
+# throwaway key unless one is set (CI sets its own). Tests keep their SQLite files
+# and embedded-broker messages in var/test, away from `make run`'s, and close
+# database connections after each request so the test database can be dropped.
 test: venv
-	SECRET_KEY="$${SECRET_KEY:-test-only-insecure-key}" $(PY) -m pytest $(PYTEST_ARGS)
+	SECRET_KEY="$${SECRET_KEY:-test-only-insecure-key}" SCIMSYNC_VAR_DIR="$(CURDIR)/var/test" \
+		SCIMSYNC_DB_CONN_MAX_AGE=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
 	@if [ -f benchmarks/__main__.py ]; then \

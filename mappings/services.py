@@ -105,3 +105,17 @@ def custom_attribute_create(*, name: str, description: str = "") -> "CustomAttri
         for connection in Connection.objects.all()
     )
     return attribute
+
+
+def connection_set_cadence(
+    *, connection: Connection, sync_cadence: timedelta, sync_schedule: timedelta | None
+) -> Connection:
+    """Declare how often the IdP pushes, and how often the product syncs on its own (None: never).
+
+    Both feed the next-sync time (scimsync.sync.next_sync), which is derived, not stored.
+    """
+    connection.sync_cadence = sync_cadence
+    connection.sync_schedule = sync_schedule
+    connection.full_clean()
+    connection.save(update_fields=["sync_cadence", "sync_schedule"])
+    return connection

@@ -257,3 +257,5 @@ class SyncRunAdmin(admin.ModelAdmin):
             "users_total": run.users_total, "attributes_overwritten": run.attributes_overwritten,
             "lost_edits": run.lost_edits, "error": run.error,
         })
+
+from scimsync.api import admin as api_admin  # noqa: E402,F401  (registers ApiKey)

@@ -156,7 +156,12 @@ class SyncRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When it last entered QUEUED: the sweep re-sends runs queued too long ago.
+    queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed after every batch; a RUNNING run whose heartbeat is older than the
+    # lease was left by a dead worker and may be taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -209,3 +214,6 @@ class LostEdit(JournalChange):
         proxy = True
         verbose_name = "lost edit"
         verbose_name_plural = "lost edits"
+
+
+from scimsync.api.models import ApiKey  # noqa: E402,F401

@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_scim",
     "users",
     "mappings",
@@ -81,7 +84,11 @@ _database_url = env_url(
     "DATABASE_URL", schemes={"postgres", "postgresql", "pgsql", "sqlite"}
 )
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            _database_url, conn_max_age=env_int("SCIMSYNC_DB_CONN_MAX_AGE", 60, minimum=0)
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -124,13 +131,15 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "fi
 if CELERY_BROKER_URL is None:
     _queue_dir = VAR_DIR / "broker"
     # kombu's filesystem transport does not create its folders.
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        # Without it kombu writes ./control in whatever folder a process starts in.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
@@ -189,9 +198,53 @@ SCIM_SERVICE_PROVIDER = {
     "WWW_AUTHENTICATE_HEADER": 'Bearer realm="scimsync"',
 }
 
+# The management API (/api/, scimsync/api/): API keys for automation, the admin
+# session (with CSRF) for the browser; the admin's model permissions for both.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    # The key first, so a request with no credentials gets 401 with WWW-Authenticate.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "scimsync.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "scimsync.api.permissions.ApiKeyScope",
+        "scimsync.api.permissions.AdminPermissions",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "scimsync.api.conventions.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "scimsync.api.conventions.StableOrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "scimsync.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "scimsync.api.errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "scimsync management API",
+    "DESCRIPTION": (
+        "What the admin pages do, for scripts: connections and their SCIM tokens, the attribute "
+        "catalogue, mappings with an impact preview, users with each attribute's owner and at-risk "
+        "state, local edits and reverts, the at-risk report, the journal and lost edits, sync runs. "
+        "Authenticate with `Authorization: Api-Key <key>` (manage.py create_api_key) or the admin "
+        "session; the admin's model permissions apply. SCIM tokens do not work here."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its pages hold no data; anyone may read them.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MappingStateEnum": "mappings.models.AttributeMapping.State",
+        "SyncRunStateEnum": "scimsync.models.SyncRun.State",
+    },
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("scim/v2/", include("scimsync.scim.urls", namespace="scim")),
     path("admin/", admin.site.urls),
+    path("api/", include("scimsync.api.urls")),
 ]

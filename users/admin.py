@@ -213,7 +213,8 @@ class UserAdmin(DjangoUserAdmin):
         for connection, ids in by_connection.items():
             run = runs.sync_run_start(connection=connection, user_ids=ids, requested_by=request.user)
             url = reverse("admin:scimsync_syncrun_change", args=[run.pk])
-            self.message_user(request, format_html('Queued <a href="{}">{}</a> for {} users of {}.', url, run, len(ids), connection))
+            verb = "Held for approval:" if run.state == run.State.HELD else "Queued"
+            self.message_user(request, format_html('{} <a href="{}">{}</a> for {} users of {}.', verb, url, run, len(ids), connection))
         if not by_connection:
             self.message_user(request, "Local accounts have no IdP to sync from.", messages.WARNING)
 

@@ -83,14 +83,18 @@ def _url(request, name: str, **kwargs) -> str:
 
 
 def resource_types(request) -> list[dict]:
+    from mappings.models import CustomAttribute
+
+    extensions = [{"schema": ENTERPRISE_USER, "required": False}]
+    if CustomAttribute.objects.exists():
+        # An extension without attributes can carry nothing: it is declared once an admin
+        # defines a custom attribute (its schema is always readable at /Schemas).
+        extensions.append({"schema": CUSTOM_USER, "required": False})
     return [
         {
             "schemas": [RT_SCHEMA], "id": "User", "name": "User", "endpoint": "/Users",
             "description": "User Account", "schema": CORE_USER,
-            "schemaExtensions": [
-                {"schema": ENTERPRISE_USER, "required": False},
-                {"schema": CUSTOM_USER, "required": False},
-            ],
+            "schemaExtensions": extensions,
             "meta": {"resourceType": "ResourceType", "location": _url(request, "scim:resource-types", uuid="User")},
         },
         {

@@ -1,12 +1,22 @@
-"""`attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9)."""
+"""`attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9), honouring `returned`.
+
+RFC 7643 §7: an attribute `returned: always` (id) is in every representation,
+whatever the client asks; `never` (password) is in none; `request` only when
+named in `attributes`; `default` unless excluded. The characteristics are read
+from the schema documents /Schemas serves, so the two cannot disagree.
+"""
 
 from __future__ import annotations
 
-from mappings.catalogue import CORE_USER
-from scimsync.scim.schema import CORE_GROUP, canonical_urn
+from functools import cache
 
-# Returned whatever the client asks (RFC 7643 §7 "returned: always").
-ALWAYS = {"id", "schemas"}
+from mappings.catalogue import CORE_USER, ENTERPRISE_USER
+from scimsync.scim.schema import CORE_GROUP, KNOWN_URNS, canonical_urn
+
+# Common attributes (RFC 7643 §3.1): id is returned always; schemas is the envelope.
+_COMMON_ALWAYS = {"id", "schemas"}
+# meta is kept by `attributes` too: clients read meta.version (the ETag) and meta.location.
+_KEPT = {"meta"}
 
 
 def parse_list(raw: str | None) -> list[tuple[str | None, str, str | None]]:
@@ -18,6 +28,11 @@ def parse_list(raw: str | None) -> list[tuple[str | None, str, str | None]]:
             continue
         urn = None
         if item.lower().startswith("urn:"):
+            whole = canonical_urn(item)
+            if whole in KNOWN_URNS.values():  # a whole schema: an extension is one top-level key
+                if whole not in (CORE_USER, CORE_GROUP):
+                    paths.append((None, whole.lower(), None))
+                continue
             head, _, attr = item.rpartition(":")
             urn = canonical_urn(head)
             if urn in (CORE_USER, CORE_GROUP):
@@ -30,12 +45,31 @@ def parse_list(raw: str | None) -> list[tuple[str | None, str, str | None]]:
     return paths
 
 
+@cache
+def _returned() -> dict[tuple[str | None, str], str]:
+    """(urn or None for core, lower-case name) -> returned, from the served schema documents."""
+    from scimsync.scim.discovery import attribute_definitions
+
+    table: dict[tuple[str | None, str], str] = {}
+    for urn, key in ((CORE_USER, None), (CORE_GROUP, None), (ENTERPRISE_USER, ENTERPRISE_USER)):
+        for attribute in attribute_definitions(urn):
+            table[(key, attribute["name"].lower())] = attribute.get("returned", "default")
+    for name in _COMMON_ALWAYS:
+        table[(None, name)] = "always"
+    return table
+
+
+def returned(urn: str | None, attr: str) -> str:
+    return _returned().get((urn, attr.lower()), "default")
+
+
 def wants(raw_excluded: str | None, attr: str) -> bool:
     """Whether an expensive attribute (members, groups) must be built at all."""
     return not any(u is None and a == attr.lower() and s is None for u, a, s in parse_list(raw_excluded))
 
 
 def project(doc: dict, attributes: str | None, excluded: str | None) -> dict:
+    doc = _drop_never_and_request(doc, parse_list(attributes))
     if attributes:
         return _include(doc, parse_list(attributes))
     if excluded:
@@ -43,12 +77,33 @@ def project(doc: dict, attributes: str | None, excluded: str | None) -> dict:
     return doc
 
 
+def _drop_never_and_request(doc: dict, requested) -> dict:
+    """Remove `never` attributes, and `request` ones the client did not name."""
+    asked = {(u, a) for u, a, _ in requested}
+    out = {}
+    for key, value in doc.items():
+        urn = None if not key.lower().startswith("urn:") else key
+        if urn is not None and isinstance(value, dict):
+            value = {
+                k: v for k, v in value.items()
+                if _keep(returned(canonical_urn(urn), k), (canonical_urn(urn), k.lower()) in asked)
+            }
+        elif urn is None and not _keep(returned(None, key), (None, key.lower()) in asked):
+            continue
+        out[key] = value
+    return out
+
+
+def _keep(characteristic: str, asked: bool) -> bool:
+    return characteristic != "never" and (characteristic != "request" or asked)
+
+
 def _find(d: dict, name: str) -> str | None:
     return next((k for k in d if k.lower() == name), None)
 
 
 def _include(doc: dict, paths) -> dict:
-    out = {k: v for k, v in doc.items() if k in ALWAYS or k == "meta"}
+    out = {k: v for k, v in doc.items() if returned(None, k) == "always" or k in _KEPT}
     for urn, attr, sub in paths:
         src = doc
         if urn is not None:
@@ -72,6 +127,7 @@ def _include(doc: dict, paths) -> dict:
         elif isinstance(value, list):
             picked = [{k: v for k, v in e.items() if k.lower() == sub} for e in value if isinstance(e, dict)]
             target[name] = [p for p in picked if p]
+    _sync_schemas(out)
     return out
 
 
@@ -85,7 +141,7 @@ def _exclude(doc: dict, paths) -> dict:
                 continue
             target = out[key] = dict(out[key])
         name = _find(target, attr)
-        if name is None or name in ALWAYS:
+        if name is None or returned(urn, name) == "always":
             continue
         if sub is None:
             del target[name]
@@ -95,4 +151,19 @@ def _exclude(doc: dict, paths) -> dict:
             if sub_key:
                 del inner[sub_key]
             target[name] = inner
+        elif isinstance(target[name], list):
+            entries = [{k: v for k, v in e.items() if k.lower() != sub} for e in target[name] if isinstance(e, dict)]
+            target[name] = [e for e in entries if e]
+    for key in [k for k, v in out.items() if k.lower().startswith("urn:") and v == {}]:
+        del out[key]
+    _sync_schemas(out)
     return out
+
+
+def _sync_schemas(doc: dict) -> None:
+    """`schemas` lists the extensions present in this representation and no others."""
+    if "schemas" in doc:
+        doc["schemas"] = [
+            s for s in doc["schemas"] if not s.lower().startswith("urn:") or s in (CORE_USER, CORE_GROUP)
+            or any(k == s for k in doc)
+        ]

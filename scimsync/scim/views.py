@@ -2,14 +2,20 @@
 
 django-scim2 gives the view skeleton and discovery documents; these classes
 replace the parts that do not fit a multi-tenant provisioning target: bearer
-tokens scoped to a connection, lists filtered and counted in SQL, RFC 7644
-§3.12 error bodies, ETags, and writes routed to the sync engine.
+tokens scoped to a connection, lists filtered, sorted and counted in SQL,
+RFC 7644 §3.12 error bodies, ETags, and writes routed to the sync engine.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import math
+import uuid as uuid_module
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +31,8 @@ from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
 from scimsync.scim.auth import authenticate
 from scimsync.scim.filtering import FilterError, groups_q, parse_filter, users_q
-from users.models import Group, User
+from scimsync.scim.sorting import Sort, parse_sort
+from users.models import Group, GroupMembership, User
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,55 @@ def error_response(error: errors.ScimError) -> HttpResponse:
     if error.status == 401:
         response["WWW-Authenticate"] = settings.SCIM_SERVICE_PROVIDER["WWW_AUTHENTICATE_HEADER"]
     return response
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, or 400: not UTF-8, not JSON, NaN/Infinity, or strings
+    that are not Unicode text (lone surrogates, NUL), which no column can store."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.invalid_syntax("the body is not UTF-8") from None
+    if not text.strip():
+        raise errors.invalid_syntax("the body is empty")
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as e:
+        raise errors.invalid_syntax(f"the body is not valid JSON: {e.msg} at line {e.lineno}") from None
+    except (ValueError, RecursionError) as e:
+        raise errors.invalid_syntax(f"the body is not acceptable JSON: {e}") from None
+    _check_text(doc)
+    return doc
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _check_text(doc: Any) -> None:
+    """Every string (keys included) must be UTF-8 encodable and free of NUL; walked without recursion."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise errors.invalid_value("strings must not contain NUL (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise errors.invalid_value("strings must be Unicode text (a lone surrogate was sent)") from None
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -79,70 +135,102 @@ class ScimView(SCIMView):
     def _check_request(self, request) -> None:
         if request.method not in ("POST", "PUT", "PATCH"):
             return
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise errors.invalid_syntax("Content-Length is not a number") from None
         if length > settings.SCIMSYNC["MAX_BODY_BYTES"]:
-            raise errors.ScimError(413, f"the body is larger than {settings.SCIMSYNC['MAX_BODY_BYTES']} bytes")
+            raise _too_large()
         content_type = request.content_type or ""
         if content_type.lower() not in _JSON_TYPES:
             raise errors.ScimError(415, "send application/scim+json or application/json")
 
     def body_json(self, request):
-        try:
-            text = request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise errors.invalid_syntax("the body is not UTF-8") from None
-        if not text.strip():
-            raise errors.invalid_syntax("the body is empty")
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise errors.invalid_syntax(f"the body is not valid JSON: {e.msg} at line {e.lineno}") from None
+        if len(request.body) > settings.SCIMSYNC["MAX_BODY_BYTES"]:
+            raise _too_large()
+        return parse_json_body(request.body)
+
+
+@dataclass(frozen=True)
+class BulkOperation:
+    """What one /Bulk operation hands to a resource view in place of an HTTP request's body."""
+
+    data: Any
+    version: str | None = None
+
+
+def _too_large() -> errors.ScimError:
+    return errors.ScimError(413, f"the body is larger than {settings.SCIMSYNC['MAX_BODY_BYTES']} bytes")
 
 
 class ResourceView(ScimView):
-    """GET one / GET list / POST / PUT / PATCH / DELETE, scoped to the token's connection."""
+    """GET one / GET list / POST / PUT / PATCH / DELETE, scoped to the token's connection.
+
+    /Bulk runs its operations through these same methods: `operation` then
+    carries the operation's body and version instead of the HTTP request's.
+    """
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
-    model = User
-    adapter = SCIMUserAdapter
+    model: type = User
+    adapter: type = SCIMUserAdapter
+    resource_type = "User"
+    operation: BulkOperation | None = None
+
+    # --- what the request carries (or the bulk operation) -----------------
+
+    def params(self, request) -> Mapping:
+        return {} if self.operation is not None else request.GET
+
+    def body(self, request):
+        return self.operation.data if self.operation is not None else self.body_json(request)
+
+    def if_match(self, request) -> str | None:
+        if self.operation is not None:
+            return self.operation.version
+        return request.META.get("HTTP_IF_MATCH")
 
     # --- reads ---------------------------------------------------------
 
     def get(self, request, uuid=None):
         if uuid:
             return self.get_one(request, uuid)
-        return self.get_list(request, request.GET.get("filter"), request.GET)
+        return self.get_list(request, self.params(request))
 
     def get_one(self, request, uuid):
         obj = self.get_object(uuid)
         tag = etag_of(obj)
         if _etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), tag):
             return HttpResponse(status=304, headers={"ETag": tag})
-        return self.render(request, obj, request.GET)
+        return self.render(request, obj, self.params(request))
 
-    def get_list(self, request, filter_text, params):
+    def get_list(self, request, params):
         start, count = _page(params)
-        queryset = self.scoped()
-        if filter_text:
-            try:
-                queryset = queryset.filter(self.to_q(parse_filter(filter_text)))
-            except FilterError as e:
-                raise errors.invalid_filter(str(e)) from None
+        queryset = self.filtered(self.scoped(), params.get("filter"))
+        sort = parse_sort(params, self.resource_type)
         total = queryset.count()
-        page = list(self.with_relations(queryset.order_by("pk"), params)[start - 1 : start - 1 + count]) if count else []
-        resources = [self.document(request, obj, params) for obj in page]
-        return scim_response(
-            {"schemas": [LIST_RESPONSE], "totalResults": total, "startIndex": start,
-             "itemsPerPage": len(resources), "Resources": resources}
-        )
+        page = []
+        if count:
+            ordered = self.with_relations(queryset.order_by(*sort.order_by()), params)
+            page = list(ordered[start - 1 : start - 1 + count])
+        return list_response(self.documents(request, page, params), total, start)
+
+    def filtered(self, queryset, filter_text, *, root: bool = False):
+        if not filter_text:
+            return queryset
+        if not isinstance(filter_text, str):
+            raise errors.invalid_filter("filter must be a string")
+        try:
+            return queryset.filter(self.to_q(parse_filter(filter_text), root=root))
+        except FilterError as e:
+            raise errors.invalid_filter(str(e)) from None
 
     # --- writes --------------------------------------------------------
 
     def post(self, request, uuid=None):
         if uuid:
             raise errors.ScimError(405, "POST goes to the collection")
-        created = self.adapter.create(connection=self.connection, body=self.body_json(request), request=request)
-        return self.render(request, created.obj, request.GET, status=201, location=True)
+        created = self.adapter.create(connection=self.connection, body=self.body(request), request=request)
+        return self.render(request, created.obj, self.params(request), status=201, location=True)
 
     def put(self, request, uuid=None):
         return self._update(request, uuid, lambda adapter, body: adapter.replace(body))
@@ -164,20 +252,20 @@ class ResourceView(ScimView):
             raise errors.ScimError(405, "DELETE needs a resource id")
         with transaction.atomic():
             obj = self.get_object(uuid, lock=True)
-            _check_if_match(request, obj)
+            _check_if_match(self.if_match(request), obj)
             self.adapter(obj, request).delete()
         return HttpResponse(status=204)
 
     def _update(self, request, uuid, change):
         if not uuid:
             raise errors.ScimError(405, f"{request.method} needs a resource id")
-        body = self.body_json(request)
+        body = self.body(request)
         with transaction.atomic():
             obj = self.get_object(uuid, lock=True)
-            _check_if_match(request, obj)
+            _check_if_match(self.if_match(request), obj)
             adapter = self.adapter(obj, request)
             change(adapter, body)
-        return self.render(request, adapter.obj, request.GET)
+        return self.render(request, adapter.obj, self.params(request))
 
     # --- helpers -------------------------------------------------------
 
@@ -185,8 +273,6 @@ class ResourceView(ScimView):
         return self.model.objects.filter(connection=self.connection)
 
     def get_object(self, uuid, *, lock: bool = False):
-        import uuid as uuid_module
-
         try:
             key = uuid_module.UUID(str(uuid))
         except ValueError:
@@ -201,19 +287,29 @@ class ResourceView(ScimView):
 
     def render(self, request, obj, params, *, status=200, location=False):
         obj = self.with_relations(self.scoped(), params).get(pk=obj.pk)
-        doc = self.document(request, obj, params)
+        doc = self.documents(request, [obj], params)[0]
         headers = {"ETag": etag_of(obj)}
         if location:
             headers["Location"] = doc["meta"]["location"]
         return scim_response(doc, status=status, **headers)
 
+    def to_q(self, node, *, root: bool = False):
+        raise NotImplementedError
+
+    def with_relations(self, queryset, params):
+        return queryset
+
+    def documents(self, request, objs: list, params) -> list[dict]:
+        raise NotImplementedError
+
 
 class UsersView(ResourceView):
     model = User
     adapter = SCIMUserAdapter
+    resource_type = "User"
 
-    def to_q(self, node):
-        return users_q(node)
+    def to_q(self, node, *, root: bool = False):
+        return users_q(node, root=root)
 
     def with_relations(self, queryset, params):
         queryset = queryset.select_related("manager")
@@ -221,47 +317,90 @@ class UsersView(ResourceView):
             queryset = queryset.prefetch_related("memberships__group")
         return queryset
 
-    def document(self, request, obj, params):
-        if not hasattr(self, "_attributes"):
-            self._attributes = all_attributes()
+    def documents(self, request, objs, params):
+        attributes = all_attributes()  # one query for the page, not one per user
         with_groups = projection.wants(params.get("excludedAttributes"), "groups")
-        doc = SCIMUserAdapter(obj, request, attributes=self._attributes).to_dict(with_groups=with_groups)
-        return projection.project(doc, params.get("attributes"), params.get("excludedAttributes"))
+        return [
+            projection.project(
+                SCIMUserAdapter(obj, request, attributes=attributes).to_dict(with_groups=with_groups),
+                params.get("attributes"), params.get("excludedAttributes"),
+            )
+            for obj in objs
+        ]
 
 
 class GroupsView(ResourceView):
     model = Group
     adapter = SCIMGroupAdapter
+    resource_type = "Group"
 
-    def to_q(self, node):
-        return groups_q(node)
+    def to_q(self, node, *, root: bool = False):
+        return groups_q(node, root=root)
 
-    def with_relations(self, queryset, params):
-        return queryset
-
-    def document(self, request, obj, params):
+    def documents(self, request, objs, params):
         with_members = projection.wants(params.get("excludedAttributes"), "members")
-        doc = SCIMGroupAdapter(obj, request).to_dict(with_members=with_members)
-        return projection.project(doc, params.get("attributes"), params.get("excludedAttributes"))
+        members = _member_ids([g.pk for g in objs]) if with_members else {}
+        return [
+            projection.project(
+                SCIMGroupAdapter(obj, request).to_dict(
+                    with_members=with_members, member_ids=members.get(obj.pk, [])
+                ),
+                params.get("attributes"), params.get("excludedAttributes"),
+            )
+            for obj in objs
+        ]
+
+
+def _member_ids(group_pks: list[int]) -> dict[int, list[str]]:
+    """The member ids of several groups in one query (a list page costs the same at 1 and 50)."""
+    found: dict[int, list[str]] = {}
+    if not group_pks:
+        return found
+    rows = (
+        GroupMembership.objects.filter(group_id__in=group_pks)
+        .order_by("group_id", "id")
+        .values_list("group_id", "user__scim_id")
+    )
+    for group_pk, scim_id in rows:
+        found.setdefault(group_pk, []).append(str(scim_id))
+    return found
+
+
+def list_response(resources: list[dict], total: int, start: int) -> HttpResponse:
+    return scim_response(
+        {"schemas": [LIST_RESPONSE], "totalResults": total, "startIndex": start,
+         "itemsPerPage": len(resources), "Resources": resources}
+    )
+
+
+def search_params(body: Any) -> dict:
+    """A SearchRequest body (RFC 7644 §3.4.3) as list parameters."""
+    if not isinstance(body, dict):
+        raise errors.invalid_syntax("the body must be a SearchRequest object")
+    schemas = body.get("schemas")
+    if schemas is not None and SEARCH_REQUEST not in (schemas if isinstance(schemas, list) else []):
+        raise errors.invalid_syntax(f"schemas must contain {SEARCH_REQUEST}")
+    params = {str(k): v for k, v in body.items()}
+    for key in ("attributes", "excludedAttributes"):
+        value = params.get(key)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            params[key] = ",".join(value)
+        elif value is not None and not isinstance(value, str):
+            raise errors.invalid_value(f"{key} must be an array of attribute names")
+    return params
 
 
 class _SearchView(ScimView):
-    """POST /.search (RFC 7644 §3.4.3): a list query with its parameters in the body."""
+    """POST /Users/.search, /Groups/.search (RFC 7644 §3.4.3): a list query in the body."""
 
     http_method_names = ["post"]
     resource_view: type[ResourceView]
 
     def post(self, request):
-        body = self.body_json(request)
-        if not isinstance(body, dict):
-            raise errors.invalid_syntax("the body must be a SearchRequest object")
-        params = {str(k): v for k, v in body.items()}
-        for key in ("attributes", "excludedAttributes"):
-            if isinstance(params.get(key), list):
-                params[key] = ",".join(map(str, params[key]))
+        params = search_params(self.body_json(request))
         view = self.resource_view()
         view.connection = self.connection
-        return view.get_list(request, params.get("filter"), params)
+        return view.get_list(request, params)
 
 
 class UserSearchView(_SearchView):
@@ -270,6 +409,66 @@ class UserSearchView(_SearchView):
 
 class GroupSearchView(_SearchView):
     resource_view = GroupsView
+
+
+class RootSearchView(ScimView):
+    """POST /.search at the root (RFC 7644 §3.4.3): Users and Groups in one result.
+
+    The filter applies to both types; an attribute only one type has is absent
+    on the other (so `userName eq "x"` finds users only), one that neither has
+    is 400 invalidFilter. Without sortBy, users come first, then groups, each in
+    creation order; with it, both types are merged on the sort key.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        params = search_params(self.body_json(request))
+        start, count = _page(params)
+        parts = []
+        for kind, view_class in enumerate((UsersView, GroupsView)):
+            view = view_class()
+            view.connection = self.connection
+            queryset = view.filtered(view.scoped(), params.get("filter"), root=True)
+            sort = parse_sort(params, view.resource_type, root=True)
+            parts.append((kind, view, queryset, sort))
+        total = sum(queryset.count() for _, _, queryset, _ in parts)
+        chosen = _merge_pages(parts, start, count) if count else []
+        position = {item: i for i, item in enumerate(chosen)}
+        resources: list[tuple[int, dict]] = []
+        for kind, view, queryset, _ in parts:
+            pks = [pk for k, pk in chosen if k == kind]
+            if not pks:
+                continue
+            objs = {o.pk: o for o in view.with_relations(queryset.filter(pk__in=pks), params)}
+            docs = view.documents(request, [objs[pk] for pk in pks], params)
+            resources += [(position[(kind, pk)], doc) for pk, doc in zip(pks, docs, strict=True)]
+        return list_response([doc for _, doc in sorted(resources, key=lambda r: r[0])], total, start)
+
+
+def _merge_pages(parts, start: int, count: int) -> list[tuple[int, int]]:
+    """(kind, pk) of the page: the first start-1+count keys of each type, merged, then sliced."""
+    limit = start - 1 + count
+    streams = []
+    descending = False
+    for kind, _, queryset, sort in parts:
+        descending = sort.descending
+        if sort.key is None:
+            rows = queryset.order_by("pk").values_list("pk", flat=True)[:limit]
+            streams.append([((False, None), kind, pk) for pk in rows])
+        else:
+            rows = queryset.annotate(sort_key=sort.key).order_by(*sort.order_by("sort_key"))
+            rows = rows.values_list("sort_key", "pk")[:limit]
+            # Missing values last when ascending, first when descending (RFC 7644 §3.4.2.3).
+            streams.append([((key is None, key), kind, pk) for key, pk in rows])
+    merged = heapq.merge(*streams, key=_merge_key, reverse=descending)
+    page = [(kind, pk) for _, kind, pk in merged][start - 1 : limit]
+    return page
+
+
+def _merge_key(item):
+    (missing, key), kind, pk = item
+    return (missing, "" if key is None else key, kind, pk)
 
 
 class ServiceProviderConfigView(ScimView):
@@ -295,7 +494,7 @@ class SchemasView(ScimView):
 
 
 class NotImplementedView(ScimView):
-    """Endpoints RFC 7644 defines that scimsync does not offer (Bulk, Me): 501 with a SCIM body."""
+    """Endpoints RFC 7644 defines that scimsync does not offer (Me): 501 with a SCIM body."""
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
 
@@ -318,18 +517,18 @@ def _one_or_list(items: list[dict], item_id: str | None) -> HttpResponse:
             if item["id"].lower() == item_id.lower():
                 return scim_response(item)
         raise errors.not_found(item_id)
-    return scim_response(
-        {"schemas": [LIST_RESPONSE], "totalResults": len(items), "startIndex": 1,
-         "itemsPerPage": len(items), "Resources": items}
-    )
+    return list_response(items, len(items), 1)
 
 
 def _page(params) -> tuple[int, int]:
     """RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0, count capped."""
     limit = settings.SCIMSYNC["MAX_PAGE_SIZE"]
+    raw_start, raw_count = params.get("startIndex"), params.get("count")
     try:
-        start = int(params.get("startIndex") or 1)
-        count = int(params.get("count") if params.get("count") not in (None, "") else limit)
+        if isinstance(raw_start, bool) or isinstance(raw_count, bool):
+            raise TypeError
+        start = int(raw_start if raw_start not in (None, "") else 1)
+        count = int(raw_count if raw_count not in (None, "") else limit)
     except (TypeError, ValueError):
         raise errors.invalid_value("startIndex and count must be integers") from None
     return max(start, 1), min(max(count, 0), limit)
@@ -342,7 +541,7 @@ def _etag_matches(header: str | None, tag: str) -> bool:
     return "*" in candidates or tag in candidates or tag.removeprefix("W/") in candidates
 
 
-def _check_if_match(request, obj) -> None:
-    header = request.META.get("HTTP_IF_MATCH")
+def _check_if_match(header: str | None, obj) -> None:
     if header and not _etag_matches(header, etag_of(obj)):
         raise errors.ScimError(412, "the resource changed since it was read (If-Match failed)")
+

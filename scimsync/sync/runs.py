@@ -73,7 +73,7 @@ def sync_run_preview(*, run: SyncRun, limit: int = 500):
 @transaction.atomic
 def sync_run_approve(*, run: SyncRun, approved_by: User) -> bool:
     approved = SyncRun.objects.filter(pk=run.pk, state=SyncRun.State.HELD).update(
-        state=SyncRun.State.QUEUED, approved_by=approved_by
+        state=SyncRun.State.QUEUED, approved_by=approved_by, queued_at=timezone.now()
     )
     if approved:
         transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
@@ -95,14 +95,26 @@ def sync_run_dispatch(*, run_id: int) -> bool:
 def sync_runs_requeue_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
     """Re-send queued runs whose message may have been lost. Safe to repeat: claiming is atomic."""
     cutoff = timezone.now() - older_than
-    ids = list(SyncRun.objects.filter(state=SyncRun.State.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True))
+    stale = SyncRun.objects.filter(state=SyncRun.State.QUEUED, queued_at__lt=cutoff)
+    ids = list(stale.values_list("pk", flat=True))
+    SyncRun.objects.filter(pk__in=ids).update(queued_at=timezone.now())
     return sum(sync_run_dispatch(run_id=i) for i in ids)
 
 
+# A RUNNING run whose last batch finished longer ago than this was left by a dead worker.
+LEASE = timedelta(minutes=10)
+
+
 def _claim(run_id: int) -> bool:
-    """Only one worker proceeds; a run left RUNNING by a dead worker is resumed by the next delivery."""
-    claimed = SyncRun.objects.filter(pk=run_id, state__in=[SyncRun.State.QUEUED, SyncRun.State.RUNNING]).update(
-        state=SyncRun.State.RUNNING, started_at=timezone.now()
+    """Exactly one worker proceeds: a QUEUED run, or a RUNNING one whose lease expired.
+
+    A second delivery of the message while the first worker is alive finds the
+    run RUNNING with a fresh heartbeat and returns without doing anything.
+    """
+    now = timezone.now()
+    claimable = Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - LEASE)
+    claimed = SyncRun.objects.filter(claimable, pk=run_id).update(
+        state=SyncRun.State.RUNNING, started_at=now, heartbeat_at=now
     )
     return claimed == 1
 
@@ -126,11 +138,16 @@ def sync_run_execute(*, run_id: int) -> None:
                     outcome = user_sync(user=user, actor=actor)
                     overwritten += outcome.overwritten
                     lost += outcome.lost_edits
-                SyncRun.objects.filter(pk=run.pk).update(
+                # Conditional on the checkpoint this worker read: if another worker took
+                # the run over meanwhile, this batch rolls back and this worker stops.
+                advanced = SyncRun.objects.filter(pk=run.pk, checkpoint=run.checkpoint).update(
                     checkpoint=batch[-1].pk, users_done=F("users_done") + len(batch),
                     attributes_overwritten=F("attributes_overwritten") + overwritten,
-                    lost_edits=F("lost_edits") + lost,
+                    lost_edits=F("lost_edits") + lost, heartbeat_at=timezone.now(),
                 )
+                if not advanced:
+                    transaction.set_rollback(True)
+                    return
             run.checkpoint = batch[-1].pk
     except Exception as error:
         logger.exception("sync run %s failed", run_id)

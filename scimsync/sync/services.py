@@ -15,8 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from mappings.catalogue import Attribute, all_attributes, get_attribute
+from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, all_attributes, get_attribute
 from mappings.models import AttributeMapping, Connection, MappingChange
+from mappings.presets import preset_mapped_attributes
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
@@ -396,3 +397,41 @@ def mapping_update(
         users_no_longer_at_risk=impact.no_longer_at_risk,
     )
     return impact
+
+
+def preset_mapping_changes(*, connection: Connection, preset: str) -> list[tuple[str, str, str]]:
+    """(attribute, state, apply) for every mapping that differs from the preset's defaults.
+
+    Built-in attributes follow mappings.presets; custom attributes are mapped by
+    the generic preset only, as when they are created (mappings.services).
+    """
+    customs = [a.short_name for a in all_attributes() if a.is_custom]
+    mapped = preset_mapped_attributes(preset) | (set(customs) if preset == Connection.Preset.GENERIC else set())
+    current = {m.attribute: (m.state, m.apply) for m in AttributeMapping.objects.filter(connection=connection)}
+    names = [a.short_name for a in BUILTIN_ATTRIBUTES if not a.always_idp] + customs
+    changes = []
+    for name in names:
+        want = (AttributeMapping.State.MAPPED if name in mapped else AttributeMapping.State.UNMAPPED,
+                AttributeMapping.Apply.ALWAYS)
+        if current.get(name, (AttributeMapping.State.UNMAPPED, AttributeMapping.Apply.ALWAYS)) != want:
+            changes.append((name, *want))
+    return changes
+
+
+@transaction.atomic
+def connection_apply_preset(
+    *, connection: Connection, preset: str, actor: Actor
+) -> list[tuple[str, str, str, MappingImpact]]:
+    """Switch a connection to a vendor preset: every mapping that differs goes through
+    mapping_update, so flags move at once and each change is audited.
+
+    Returns (attribute, state, apply, impact) per changed mapping.
+    """
+    changes = preset_mapping_changes(connection=connection, preset=preset)
+    Connection.objects.filter(pk=connection.pk).update(preset=preset)
+    connection.preset = preset
+    return [
+        (name, state, apply,
+         mapping_update(connection=connection, attribute=name, state=state, apply=apply, actor=actor))
+        for name, state, apply in changes
+    ]

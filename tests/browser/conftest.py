@@ -56,6 +56,20 @@ def browser_page(_chromium):
         context.close()
 
 
+@pytest.fixture(autouse=True)
+def _close_scim_connections(request):
+    """Close the SCIM client's keep-alive sockets after each test.
+
+    The live server keeps a thread, and with CONN_MAX_AGE a database connection,
+    per open HTTP connection; left open they keep the PostgreSQL test database
+    busy, and dropping it at the end of the session fails.
+    """
+    client = request.getfixturevalue("scim") if "scim" in request.fixturenames else None
+    yield
+    if client is not None:
+        client.session.close()
+
+
 def login(page, live_server_url: str, user_name: str, password: str) -> None:
     """Sign in through the admin login form and wait for the admin index."""
     page.goto(f"{live_server_url}/admin/login/?next=/admin/")

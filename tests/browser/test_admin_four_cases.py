@@ -15,7 +15,6 @@ from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from scimsync.models import AttributeState
-from scimsync.sync import services
 from tests.browser.conftest import login, screenshot
 from tests.conftest import ENTERPRISE, USER_SCHEMA
 from users.models import User
@@ -72,9 +71,32 @@ def save_and_continue(page) -> None:
     expect(page.locator("ul.messagelist li.success")).to_contain_text("was changed successfully")
 
 
-def edit_field(page, field: str, value: str) -> None:
-    page.fill(f"#id_{field}", value)
-    save_and_continue(page)
+def edit_field(page, field: str, value: str, *, idp_owned: bool = True) -> list[str]:
+    """Type a value and click "Save and continue editing", accepting the warning if any.
+
+    Saving an edit of an IdP-owned field asks for confirmation first (a JavaScript
+    confirm naming the attribute and the next sync); an unmapped field saves at once.
+    Returns the warnings shown.
+    """
+    warnings: list[str] = []
+
+    def accept(dialog):
+        warnings.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    try:
+        page.fill(f"#id_{field}", value)
+        save_and_continue(page)
+    finally:
+        page.remove_listener("dialog", accept)
+    if idp_owned:
+        assert len(warnings) == 1, warnings
+        assert f"{field} is mapped to Entra test tenant: this change will be overwritten at the next sync" in warnings[0]
+        assert "Save anyway?" in warnings[0]
+    else:
+        assert warnings == [], f"an edit of a product-owned field warned: {warnings}"
+    return warnings
 
 
 def ownership_row(page, attribute: str):
@@ -140,7 +162,16 @@ def test_local_edit_of_mapped_attribute_is_flagged_then_lost_at_next_push(
     expect(page.locator("#id_title")).to_have_value("Analyst")
     assert_not_at_risk(page, "title")
 
-    edit_field(page, "title", "Lead Analyst")
+    # The admin is warned before saving; Cancel saves nothing.
+    page.fill("#id_title", "Lead Analyst")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("input[name=_continue]")
+    page.reload()
+    expect(page.locator("#id_title")).to_have_value("Analyst")
+    assert_not_at_risk(page, "title")
+
+    [warning] = edit_field(page, "title", "Lead Analyst")
+    assert re.search(r"next sync, \d{4}-\d\d-\d\d \d\d:\d\d UTC \(expected\)", warning), warning
 
     # Flagged at once, with the IdP value and when the next sync is expected.
     expect(page.locator("#id_title")).to_have_value("Lead Analyst")
@@ -199,70 +230,67 @@ def test_revert_to_idp_value_drops_the_local_edit(browser_page, live_server, sci
 # --- cases 3 and 4: an unmapped attribute ---------------------------------------------
 
 
-def _unmap_in_connection_admin(page, base: str, connection, attribute: str) -> None:
+def _unmap_in_mapping_editor(page, base: str, connection, attribute: str, *, users_freed: int) -> None:
+    """From the connection's admin page: Edit mappings, set Unmapped, preview, confirm."""
     page.goto(f"{base}/admin/mappings/connection/{connection.pk}/change/")
-    row = page.locator("tr.form-row").filter(
-        has=page.locator("td.field-attribute", has_text=re.compile(rf"^\s*{attribute}\s*$"))
-    )
-    expect(row).to_have_count(1)
-    expect(row.locator("td.field-state select")).to_have_value("mapped")
-    row.locator("td.field-state select").select_option("unmapped")
-    with page.expect_navigation() as saved:
-        page.click("input[name=_continue]")
-    assert saved.value.ok, f"saving the connection answered HTTP {saved.value.status}"
-    expect(page.locator("ul.messagelist")).to_contain_text(
-        f"{attribute}: 0 users now at risk, 0 no longer at risk", ignore_case=True
-    )
-    expect(row.locator("td.field-state select")).to_have_value("unmapped")
+    page.get_by_role("link", name=re.compile(r"^Edit mappings")).click()
+    page.wait_for_url(re.compile(rf"/admin/mappings/connection/{connection.pk}/mappings/$"))
+    state = page.locator(f'select[name="state-{attribute}"]')
+    expect(state).to_have_value("mapped")
+    state.select_option("unmapped")
+    page.click("input[name=preview]")
 
+    sentence = f"unmapping {attribute} stops overwriting {users_freed} users' local values"
+    preview = page.locator(".impact-preview")
+    expect(preview.locator(f'li.impact[data-attribute="{attribute}"]')).to_have_text(sentence)
+    expect(preview).to_contain_text("Nothing has been saved yet.")
+    expect(state).to_have_value("unmapped")  # the pending choice is kept for the confirm step
+    page.click("input[name=confirm]")
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="app bug: ConnectionAdmin.save_formset (mappings/admin.py) never calls formset.save(), "
-    "so Django's construct_change_message hits AttributeError 'new_objects': HTTP 500, and "
-    "changeform_view's transaction rolls the mapping change back",
-)
-def test_unmapping_an_attribute_in_the_connection_admin(browser_page, live_server, scim, alice, connection):
-    page, base = browser_page, live_server.url
-    provision(scim, "dan@example.com")
-
-    login(page, base, "alice", ALICE_PASSWORD)
-    _unmap_in_connection_admin(page, base, connection, "phone_mobile")
-
-    open_user(page, base, "dan@example.com")
-    expect(help_text(page, "phone_mobile")).to_contain_text("Local")
+    expect(page.locator("ul.messagelist")).to_contain_text(sentence, ignore_case=True)
+    expect(page.locator(".impact-preview")).to_have_count(0)
+    expect(page.locator(f'select[name="state-{attribute}"]')).to_have_value("unmapped")
 
 
 def test_unmapped_attribute_is_the_products_and_never_flagged(
     browser_page, live_server, scim, alice, connection
 ):
     page, base = browser_page, live_server.url
+    mobile = 'phoneNumbers[type eq "mobile"].value'
     scim_id = provision(scim, "dan@example.com")
-    # Set-up through the sync engine: unmapping in the connection admin fails today
-    # (see test_unmapping_an_attribute_in_the_connection_admin).
-    services.mapping_update(
-        connection=connection, attribute="phone_mobile", state="unmapped", actor=services.Actor("test set-up")
-    )
+    patch(scim, scim_id, replace(mobile, "+1 555 0100"))
 
-    # Case 3: the IdP sends a mobile; it is recorded for information only.
-    patch(scim, scim_id, replace('phoneNumbers[type eq "mobile"].value', "+1 555 0100"))
+    # While mapped, a local edit of the mobile is flagged...
     login(page, base, "alice", ALICE_PASSWORD)
     open_user(page, base, "dan@example.com")
-    expect(cell(page, "phone_mobile", 1)).to_have_text("Local")
-    expect(cell(page, "phone_mobile", 3)).to_have_text("+1 555 0100")
-    expect(page.locator("#id_phone_mobile")).to_have_value("")
-    assert_not_at_risk(page, "phone_mobile")
-    expect(page.locator("ul.journal")).to_contain_text("recorded only; the product's value was kept")
-
-    # Case 4: the admin sets the mobile; kept, never flagged.
     edit_field(page, "phone_mobile", "+1 555 0199")
+    assert_at_risk(page, "phone_mobile", "+1 555 0100")
+    user_page = page.url
+
+    # ...and unmapping it in the mapping editor clears the flag at once, keeping the value.
+    _unmap_in_mapping_editor(page, base, connection, "phone_mobile", users_freed=1)
+    page.goto(user_page)
+    expect(cell(page, "phone_mobile", 1)).to_have_text("Local")
     expect(page.locator("#id_phone_mobile")).to_have_value("+1 555 0199")
     assert_not_at_risk(page, "phone_mobile")
     expect(help_text(page, "phone_mobile")).to_contain_text("Local")
+    expect(help_text(page, "phone_mobile")).not_to_contain_text("overwritten")
+
+    # Case 3: the IdP sends another mobile; it is recorded for information only.
+    patch(scim, scim_id, replace(mobile, "+1 555 0111"))
+    page.reload()
+    expect(page.locator("#id_phone_mobile")).to_have_value("+1 555 0199")
+    expect(cell(page, "phone_mobile", 3)).to_have_text("+1 555 0111")
+    assert_not_at_risk(page, "phone_mobile")
+    expect(page.locator("ul.journal")).to_contain_text("recorded only; the product's value was kept")
+
+    # Case 4: the admin edits the mobile; no warning, kept, never flagged.
+    edit_field(page, "phone_mobile", "+1 555 0122", idp_owned=False)
+    expect(page.locator("#id_phone_mobile")).to_have_value("+1 555 0122")
+    assert_not_at_risk(page, "phone_mobile")
     expect(help_text(page, "phone_mobile")).not_to_contain_text("AT RISK")
 
-    # A full PUT from the IdP with yet another mobile, then a PATCH of something else.
+    # Further pushes: a full PUT with yet another mobile, then a PATCH of something else.
     body = {
         "schemas": [USER_SCHEMA, ENTERPRISE],
         "userName": "dan@example.com",
@@ -270,7 +298,7 @@ def test_unmapped_attribute_is_the_products_and_never_flagged(
         "active": True,
         "displayName": "Dan",
         "title": "Analyst",
-        "phoneNumbers": [{"type": "mobile", "value": "+1 555 0111"}],
+        "phoneNumbers": [{"type": "mobile", "value": "+1 555 0133"}],
         ENTERPRISE: {"department": "Sales"},
     }
     response = scim.put(f"/Users/{scim_id}", body)
@@ -279,9 +307,9 @@ def test_unmapped_attribute_is_the_products_and_never_flagged(
 
     page.reload()
     expect(page.locator("#id_display_name")).to_have_value("Dan D.")
-    expect(page.locator("#id_phone_mobile")).to_have_value("+1 555 0199")
-    expect(cell(page, "phone_mobile", 2)).to_have_text("+1 555 0199")
-    expect(cell(page, "phone_mobile", 3)).to_have_text("+1 555 0111")
+    expect(page.locator("#id_phone_mobile")).to_have_value("+1 555 0122")
+    expect(cell(page, "phone_mobile", 2)).to_have_text("+1 555 0122")
+    expect(cell(page, "phone_mobile", 3)).to_have_text("+1 555 0133")
     assert_not_at_risk(page, "phone_mobile")
     expect(page.locator("ul.journal")).not_to_contain_text("LOST EDIT")
 
@@ -388,6 +416,7 @@ def test_enter_in_a_field_saves_the_form(browser_page, live_server, scim, alice)
     with page.expect_navigation():
         page.press("#id_nick_name", "Enter")
 
-    expect(page.locator("ul.messagelist")).not_to_contain_text("back to the IdP value")
-    expect(page.locator("#id_nick_name")).to_have_value("Ivy")
-    expect(page.locator("#id_title")).to_have_value("Lead Analyst")
+    # The page has loaded: check at once rather than poll until a timeout.
+    assert "back to the IdP value" not in page.locator("ul.messagelist").inner_text()
+    assert page.input_value("#id_nick_name") == "Ivy"
+    assert page.input_value("#id_title") == "Lead Analyst"

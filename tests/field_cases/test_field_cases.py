@@ -16,9 +16,7 @@ from tests.field_cases.runner import CASES_DIR, Replay, load_cases
 CASES = load_cases()
 
 # Case id -> why it does not pass yet (the issue that will make it pass).
-KNOWN_GAPS: dict[str, str] = {
-    "FC-38": "Bulk (RFC 7644 §3.7) is not implemented yet: issue 3",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def test_the_field_cases_folder_is_there():

@@ -100,8 +100,19 @@ def test_broker_outage_leaves_runs_queued_and_the_sweep_sends_them(connection, m
     assert run.state == "queued"
     sent = []
     monkeypatch.setattr(tasks.execute_sync_run, "apply_async", lambda args, **kw: sent.append(args))
-    SyncRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    SyncRun.objects.filter(pk=run.pk).update(queued_at=timezone.now() - timedelta(minutes=5))
     assert runs.sync_runs_requeue_stale() == 1 and sent == [[run.pk]]
+    assert runs.sync_runs_requeue_stale() == 0  # just re-sent: not stale again at once
+
+
+def test_a_second_delivery_does_not_run_a_run_another_worker_holds(connection):
+    """Only a RUNNING run whose heartbeat expired may be taken over (a dead worker's)."""
+    _users(connection, 1, edited=1)
+    run = SyncRun.objects.create(connection=connection, users_total=1)
+    assert runs._claim(run.pk)
+    assert not runs._claim(run.pk)  # the first worker is alive: its heartbeat is fresh
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - runs.LEASE - timedelta(seconds=1))
+    assert runs._claim(run.pk)  # the first worker died: the run is resumed
 
 
 def test_custom_attributes_get_mappings_appear_in_schemas_and_sync(connection):

@@ -74,7 +74,8 @@ def database_url(settings_dict: dict) -> str:
         port = settings_dict.get("PORT")
         netloc = (f"{credentials}@" if credentials else "") + host + (f":{port}" if port else "")
         query = {k: v for k, v in options.items() if isinstance(v, (str, int))}
-        return f"postgres://{netloc}/{quote(name, safe='')}" + (f"?{urlencode(query)}" if query else "")
+        url = f"postgres://{netloc}/{quote(name, safe='')}"
+        return url + (f"?{urlencode(query)}" if query else "")
     pytest.fail(f"the worker tests do not know how to hand database engine {engine!r} to a worker")
 
 
@@ -84,18 +85,20 @@ def require_redis_in_ci() -> None:
         return
     redis_url = os.environ.get("REDIS_URL", "").strip()
     if not redis_url:
-        pytest.fail("CI=true but REDIS_URL is not set: the worker tests must run against Redis in CI")
+        pytest.fail("CI=true but REDIS_URL is not set: in CI the worker tests run against Redis")
     broker = str(settings.CELERY_BROKER_URL)
     if not broker.startswith(("redis://", "rediss://")):
         pytest.fail(f"CI=true but the Celery broker is {broker!r}, not Redis")
     import redis
 
+    problem = None
     try:
-        answered = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3).ping()
+        if not redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3).ping():
+            problem = "no PONG"
     except Exception as error:  # connection refused, DNS, auth...
-        pytest.fail(f"CI=true but Redis at REDIS_URL does not answer PING: {type(error).__name__}: {error}")
-    if not answered:
-        pytest.fail("CI=true but Redis at REDIS_URL did not answer PING")
+        problem = f"{type(error).__name__}: {error}"
+    if problem:
+        pytest.fail(f"CI=true but Redis at REDIS_URL does not answer PING ({problem})")
 
 
 def worker_environment(settings_dict: dict) -> dict:
@@ -140,7 +143,8 @@ def drop_queue(queue: str) -> None:
     try:
         with app.connection_for_write() as conn:
             if str(settings.CELERY_BROKER_URL).startswith("filesystem"):
-                conn.default_channel.queue_purge(queue)  # its exchange table is in the temporary cwd
+                # Its exchange table is in the temporary working directory.
+                conn.default_channel.queue_purge(queue)
                 return
             # Declared on this channel first, so the channel knows the bindings it deletes.
             bound = app.amqp.queues[queue].bind(conn.default_channel)
@@ -158,6 +162,9 @@ def celery_worker_process(request, transactional_db, tmp_path, monkeypatch):
     from scimsync.celery import app
 
     require_redis_in_ci()
+    if app.conf.task_routes:
+        # A route would win over task_default_queue and send the runs past this worker.
+        pytest.fail("CELERY_TASK_ROUTES is set: route execute_sync_run to the worker's queue too")
     default_queue = app.conf.task_default_queue
     tag = uuid.uuid4().hex[:12]
     queue = f"scimsync-test-{tag}"
@@ -170,7 +177,8 @@ def celery_worker_process(request, transactional_db, tmp_path, monkeypatch):
     # they share those tables and leave no control/ folder in the checkout.
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    if str(settings.CELERY_BROKER_URL).startswith("filesystem") and Path(settings.VAR_DIR).is_absolute():
+    filesystem = str(settings.CELERY_BROKER_URL).startswith("filesystem")
+    if filesystem and Path(settings.VAR_DIR).is_absolute():
         monkeypatch.chdir(workdir)
     command = celery_command() + [
         "-A", "scimsync", "worker", "-l", "info", "--concurrency", "1", "--pool", "solo",
@@ -190,11 +198,12 @@ def celery_worker_process(request, transactional_db, tmp_path, monkeypatch):
             if " ready." in text:
                 break
             if process.poll() is not None:
-                pytest.fail(f"the Celery worker exited with {process.returncode} before it was ready:\n{text}")
+                pytest.fail(f"the Celery worker exited ({process.returncode}) before it was ready")
             if time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker was not ready after {READY_TIMEOUT} s:\n{text}")
+                pytest.fail(f"the Celery worker was not ready after {READY_TIMEOUT} s")
             time.sleep(0.2)
-        # Tasks this test queues go to the worker's private queue. (Not monkeypatch:
+        # Tasks this test queues go to the worker's private queue (the router reads
+        # task_default_queue at each send). (Not monkeypatch:
         # its undo deletes the attribute, which celery's Settings does not allow.)
         app.conf.task_default_queue = queue
         yield worker
@@ -206,7 +215,7 @@ def celery_worker_process(request, transactional_db, tmp_path, monkeypatch):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Show the worker's log under a failed test (setup, call or teardown)."""
+    """Show the worker's log (its stdout and stderr) under a failed test."""
     report = yield
     worker = getattr(item, "_celery_worker", None)
     if worker is not None and report.failed:

@@ -38,7 +38,8 @@ def _wait_for_run(run_id: int, worker, timeout: float = RUN_TIMEOUT) -> SyncRun:
             assert run.state == SyncRun.State.SUCCEEDED, f"sync run {run_id} failed: {run.error}"
             return run
         if worker.process.poll() is not None:
-            pytest.fail(f"the Celery worker exited ({worker.process.returncode}) with run {run_id} {run.state}")
+            code = worker.process.returncode
+            pytest.fail(f"the Celery worker exited ({code}) with sync run {run_id} {run.state}")
         if time.monotonic() > deadline:
             pytest.fail(
                 f"sync run {run_id} is still {run.state!r} after {timeout} s "
@@ -48,9 +49,20 @@ def _wait_for_run(run_id: int, worker, timeout: float = RUN_TIMEOUT) -> SyncRun:
 
 
 def _journal_snapshot() -> list[tuple]:
-    return list(
-        JournalEntry.objects.order_by("pk").values_list("pk", "kind", "user_id", "sync_run_id", "source")
-    ) + list(JournalChange.objects.order_by("pk").values_list("pk", "entry_id", "attribute", "outcome"))
+    entries = JournalEntry.objects.order_by("pk").values_list(
+        "pk", "kind", "user_id", "sync_run_id", "source"
+    )
+    changes = JournalChange.objects.order_by("pk").values_list(
+        "pk", "entry_id", "attribute", "outcome", "old_value", "new_value", "lost_edit"
+    )
+    return list(entries) + list(changes)
+
+
+def _edit(user: User, attribute: str, value: str) -> None:
+    """A local edit by alice, made in the product."""
+    assert services.user_local_edit(
+        user=user, attribute=attribute, value=value, actor=services.Actor("alice")
+    )
 
 
 def _counts(run: SyncRun) -> tuple:
@@ -59,17 +71,17 @@ def _counts(run: SyncRun) -> tuple:
             run.checkpoint, run.finished_at)
 
 
-def test_sync_now_runs_on_the_worker_and_journals_the_lost_edit(celery_worker_process, scim, connection):
+def test_sync_now_runs_on_the_worker_and_journals_the_lost_edit(
+    celery_worker_process, scim, connection
+):
     user = _provision(scim, "alex.doe@example.com", title="Analyst")
-    assert services.user_local_edit(
-        user=user, attribute="title", value="Lead Analyst", actor=services.Actor("alice")
-    )
+    _edit(user, "title", "Lead Analyst")
     user.refresh_from_db()
     assert user.title == "Lead Analyst"
 
     with transaction.atomic():
         run = runs.sync_run_start(connection=connection, user_ids=[user.pk])
-        # Nothing leaves before the commit: the row is written first.
+        # The row is written first; the message leaves on commit.
         assert SyncRun.objects.get(pk=run.pk).state == SyncRun.State.QUEUED
 
     run = _wait_for_run(run.pk, celery_worker_process)
@@ -89,23 +101,27 @@ def test_sync_now_runs_on_the_worker_and_journals_the_lost_edit(celery_worker_pr
     change = entry.changes.get()
     assert change.attribute == "title"
     assert change.lost_edit and change.outcome == JournalChange.Outcome.LOST_EDIT
-    assert (change.old_value, change.new_value, change.lost_edit_by_label) == ("Lead Analyst", "Analyst", "alice")
+    assert (change.old_value, change.new_value) == ("Lead Analyst", "Analyst")
+    assert change.lost_edit_by_label == "alice"
     assert change.lost_edit_at is not None
 
 
-def test_admin_sync_now_action_queues_a_run_the_worker_executes(celery_worker_process, scim, connection, alice):
+def test_admin_sync_now_action_queues_a_run_the_worker_executes(
+    celery_worker_process, scim, connection, alice
+):
     first = _provision(scim, "first@example.com", title="Analyst")
     second = _provision(scim, "second@example.com", **{ENTERPRISE: {"department": "Sales"}})
     untouched = _provision(scim, "third@example.com", title="Engineer")
-    services.user_local_edit(user=first, attribute="title", value="Lead Analyst", actor=services.Actor("alice"))
-    services.user_local_edit(user=second, attribute="department", value="Finance", actor=services.Actor("alice"))
-    services.user_local_edit(user=untouched, attribute="title", value="Staff Engineer", actor=services.Actor("alice"))
+    _edit(first, "title", "Lead Analyst")
+    _edit(second, "department", "Finance")
+    _edit(untouched, "title", "Staff Engineer")
 
     client = Client()
     client.force_login(alice)
     response = client.post(
         "/admin/users/user/",
-        {"action": "sync_now", "_selected_action": [first.pk, second.pk], "index": 0, "select_across": 0},
+        {"action": "sync_now", "_selected_action": [first.pk, second.pk],
+         "index": 0, "select_across": 0},
         follow=True,
     )
     assert response.status_code == 200
@@ -136,7 +152,7 @@ def test_admin_sync_now_action_queues_a_run_the_worker_executes(celery_worker_pr
 
 def test_executing_a_finished_run_again_changes_nothing(celery_worker_process, scim, connection):
     user = _provision(scim, "alex.doe@example.com", title="Analyst")
-    services.user_local_edit(user=user, attribute="title", value="Lead Analyst", actor=services.Actor("alice"))
+    _edit(user, "title", "Lead Analyst")
     with transaction.atomic():
         run = runs.sync_run_start(connection=connection, user_ids=[user.pk])
     run = _wait_for_run(run.pk, celery_worker_process)

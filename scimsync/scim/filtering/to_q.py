@@ -81,7 +81,12 @@ class Static:
     value: str
 
 
-Resolver: TypeAlias = Callable[[AttrRef], "Col | Static | Entries"]
+@dataclass(frozen=True)
+class Absent:
+    """An attribute only the other resource type has (a root /.search): no value here."""
+
+
+Resolver: TypeAlias = Callable[[AttrRef], "Col | Static | Entries | Absent"]
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,33 @@ class Entries:
         return Q(pk__in=rows)
 
 
-def users_q(node: Node) -> Q:
-    """A Q selecting the users.User rows that match the filter."""
-    return _as_q(_translate(node, _user_target))
+def users_q(node: Node, *, root: bool = False) -> Q:
+    """A Q selecting the users.User rows that match the filter.
+
+    `root`: the filter of a search over every resource type (RFC 7644 §3.4.3),
+    where an attribute only Groups have is absent on a User rather than an error.
+    """
+    resolve = _either(_user_target, _group_target) if root else _user_target
+    return _as_q(_translate(node, resolve))
 
 
-def groups_q(node: Node) -> Q:
-    """A Q selecting the users.Group rows that match the filter."""
-    return _as_q(_translate(node, _group_target))
+def groups_q(node: Node, *, root: bool = False) -> Q:
+    """A Q selecting the users.Group rows that match the filter (see users_q for `root`)."""
+    resolve = _either(_group_target, _user_target) if root else _group_target
+    return _as_q(_translate(node, resolve))
+
+
+def _either(own: Resolver, other: Resolver) -> Resolver:
+    """Resolve with `own`; an attribute only `other` knows is Absent; one neither knows fails."""
+
+    def resolve(ref: AttrRef) -> Col | Static | Entries | Absent:
+        try:
+            return own(ref)
+        except FilterError:
+            other(ref)  # raises the FilterError when no resource type has the attribute
+            return Absent()
+
+    return resolve
 
 
 def _translate(node: Node, resolve: Resolver) -> QB:
@@ -127,6 +151,8 @@ def _translate(node: Node, resolve: Resolver) -> QB:
             return _not(_translate(inner, resolve))
         case Present(ref):
             target = resolve(ref)
+            if isinstance(target, Absent):
+                return False
             if isinstance(target, Entries) and ref.sub is None:
                 return target.any(lambda _: True)
             return _condition(target, ref, _present)
@@ -136,14 +162,18 @@ def _translate(node: Node, resolve: Resolver) -> QB:
             return _condition(resolve(ref), ref, lambda col: _compare(col, op, value, ref))
         case ValuePath(ref, _, _):
             entries = resolve(ref)
+            if isinstance(entries, Absent):
+                return False
             if not isinstance(entries, Entries):
                 raise FilterError(f"{ref} is not a multi-valued attribute")
             return entries.any(lambda scope: _translate(node.entry_filter, scope))
     raise TypeError(f"not a filter node: {node!r}")
 
 
-def _condition(target: Col | Static | Entries, ref: AttrRef, test: Callable) -> QB:
+def _condition(target: Col | Static | Entries | Absent, ref: AttrRef, test: Callable) -> QB:
     """Apply `test` to a scalar, or to the `ref.sub` of any entry of a multi-valued attribute."""
+    if isinstance(target, Absent):
+        return test(target)
     if not isinstance(target, Entries):
         return test(target)
     sub = ref.sub or target.default_sub
@@ -152,7 +182,9 @@ def _condition(target: Col | Static | Entries, ref: AttrRef, test: Callable) -> 
     return target.any(lambda resolve: test(resolve(AttrRef(None, sub))))
 
 
-def _present(target: Col | Static) -> QB:
+def _present(target: Col | Static | Absent) -> QB:
+    if isinstance(target, Absent):
+        return False
     if isinstance(target, Static):
         return True
     if target.kind != "string":
@@ -164,6 +196,8 @@ def _compare(target: Col | Static, op: str, value: Value, ref: AttrRef) -> QB:
     """An eq/co/sw/ew/gt/ge/lt/le comparison of one column; ne is handled by the caller."""
     if value is None:
         return _not(_present(target))
+    if isinstance(target, Absent):
+        return False
     if isinstance(target, Static):
         return compare(target.value, op, value)
     if target.kind == "boolean":
@@ -380,3 +414,13 @@ def _group_target(ref: AttrRef) -> Col | Entries:
     if urn in (None, CORE_GROUP) and (found := _find(_GROUP, ref)):
         return found
     raise FilterError(f"unknown attribute {ref}")
+
+
+def user_column(ref: AttrRef) -> Col | Entries:
+    """The column (or typed entries) holding a User attribute, for sorting; FilterError if none."""
+    return _user_target(ref)
+
+
+def group_column(ref: AttrRef) -> Col | Entries:
+    """The column holding a Group attribute, for sorting; FilterError if none."""
+    return _group_target(ref)

@@ -1,0 +1,131 @@
+"""Judge results against the targets and render them as Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.loadgen import Result
+from benchmarks.scenarios import ORDER, TARGETS
+
+
+@dataclass
+class Verdict:
+    target: str  # what was asked, with the measured value
+    status: str  # PASS, FAIL or "—"
+
+
+def _users(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def judge(results: list[Result]) -> dict[tuple[int, str], Verdict]:
+    sizes = sorted({r.users for r in results})
+    by = {(r.users, r.key): r for r in results}
+    smallest = sizes[0] if sizes else 0
+    verdicts: dict[tuple[int, str], Verdict] = {}
+    for r in results:
+        target = TARGETS[r.key]
+        parts: list[str] = []
+        ok = True
+        if target.min_share_of_reference is not None:
+            ref = by.get((r.users, "reference"))
+            if ref is None or ref.rps == 0:
+                parts.append(f"≥ {target.min_share_of_reference:.0%} of reference: no reference")
+                ok = False
+            else:
+                share = r.rps / ref.rps
+                parts.append(f"≥ {target.min_share_of_reference:.0%} of ref ({share:.0%})")
+                ok &= share >= target.min_share_of_reference
+        if target.max_p95_growth is not None:
+            base = by.get((smallest, r.key))
+            if r.users == smallest:
+                parts.append(f"p95 growth: baseline for larger sizes" if len(sizes) > 1
+                             else "p95 growth: n/a, one size")
+            elif base is None or not base.latencies:
+                parts.append("p95 growth: no baseline")
+                ok = False
+            else:
+                growth = r.percentile(95) / base.percentile(95)
+                parts.append(f"p95 ≤ {target.max_p95_growth}× {_users(smallest)} ({growth:.2f}×)")
+                ok &= growth <= target.max_p95_growth
+        if r.errors:
+            parts.append(f"{r.errors} bad responses")
+            ok = False
+        judged = target.min_share_of_reference is not None or (
+            target.max_p95_growth is not None and r.users != smallest
+        )
+        status = ("PASS" if ok else "FAIL") if (judged or r.errors) else "—"
+        verdicts[(r.users, r.key)] = Verdict("; ".join(parts) or "—", status)
+    return verdicts
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def _per_request(total: float | None, n: int) -> str:
+    return "—" if total is None or not n else f"{total / n * 1000:.1f}"
+
+
+def render(results: list[Result], meta: dict) -> tuple[str, bool]:
+    """The Markdown report and whether every target passed."""
+    verdicts = judge(results)
+    ordered = sorted(results, key=lambda r: (r.users, ORDER.index(r.key)))
+    refs = {r.users: r for r in results if r.key == "reference"}
+    lines = [
+        "# scimsync benchmark results",
+        "",
+        f"Run {meta['started']} on {meta['machine']}; commit {meta['commit']}.",
+        f"gunicorn `{meta['gunicorn']}` on PostgreSQL {meta['postgres']}; "
+        f"{meta['concurrency']} concurrent client processes on the same machine; "
+        f"each scenario: up to {meta['requests']} requests or {meta['seconds']:g} s, after "
+        f"{meta['warmup']} warm-up requests.",
+        f"Load average (1 min) before / after: {meta['load_before']} / {meta['load_after']}"
+        + (" — the machine was busy with other work; absolute numbers are noisy, "
+           "ratios to the reference less so." if meta.get("busy") else "."),
+        "",
+        "| users | scenario | requests | req/s | p50 ms | p95 ms | p99 ms | vs reference | target | result |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in ordered:
+        ref = refs.get(r.users)
+        share = f"{r.rps / ref.rps:.0%}" if ref and ref.rps and r.key != "reference" else "—"
+        v = verdicts[(r.users, r.key)]
+        lines.append(
+            f"| {_users(r.users)} | {r.label} | {r.requests} | {r.rps:.0f} | {_ms(r.percentile(50))} | "
+            f"{_ms(r.percentile(95))} | {_ms(r.percentile(99))} | {share} | {v.target} | **{v.status}** |"
+        )
+    lines += [
+        "",
+        "Where the time goes (CPU per request, from /proc; errors are non-expected statuses or bodies):",
+        "",
+        "| users | scenario | gunicorn CPU ms/req | PostgreSQL CPU ms/req | client CPU ms/req | statuses | errors |",
+        "|---:|---|---:|---:|---:|---|---:|",
+    ]
+    for r in ordered:
+        statuses = ", ".join(f"{k}×{v}" for k, v in sorted(r.statuses.items()))
+        lines.append(
+            f"| {_users(r.users)} | {r.key} | {_per_request(r.server_cpu, r.requests)} | "
+            f"{_per_request(r.db_cpu, r.requests)} | {_per_request(r.client_cpu, r.requests)} | "
+            f"{statuses} | {r.errors} |"
+        )
+    samples = [(r, s) for r in ordered for s in r.error_samples]
+    if samples:
+        lines += ["", "Sample bad responses:", ""]
+        lines += [f"- {_users(r.users)} {r.key}: `{s}`" for r, s in samples]
+    if meta.get("loads"):
+        lines += ["", "Data loaded per size (users, AttributeState rows, journal rows; seconds):", ""]
+        for size, info in meta["loads"].items():
+            rows = info.get("rows", {})
+            lines.append(
+                f"- {_users(int(size))}: {rows.get('users_user', '?')} users, "
+                f"{rows.get('scimsync_attributestate', '?')} attribute states, "
+                f"{rows.get('scimsync_journalentry', '?')} journal entries with "
+                f"{rows.get('scimsync_journalchange', '?')} changes; loaded in {info.get('load_seconds', '?')} s "
+                f"(migrate {info.get('migrate_seconds', '?')} s)"
+            )
+    judged = [v for v in verdicts.values() if v.status != "—"]
+    passed = bool(judged) and all(v.status == "PASS" for v in judged)
+    failed = sum(1 for v in judged if v.status == "FAIL")
+    lines += ["", f"**{len(judged) - failed} of {len(judged)} targets met.**" if judged else "No targets judged.", ""]
+    return "\n".join(lines), passed
