@@ -340,7 +340,8 @@ def _json_ids(values, kind: str) -> RawSQL:
     payload = json.dumps(items)
     if db.vendor == "postgresql":
         cast = "uuid" if kind == "uuid" else "bigint"
-        return RawSQL(f"SELECT (jsonb_array_elements_text(%s::jsonb))::{cast}", [payload])
+        # In FROM, not in the SELECT list: PostgreSQL then plans a hashed semi-join.
+        return RawSQL(f"SELECT v::{cast} FROM jsonb_array_elements_text(%s::jsonb) AS ids(v)", [payload])
     return RawSQL("SELECT value FROM json_each(%s)", [payload])
 
 

@@ -118,7 +118,7 @@ class ScimView(SCIMView):
             if self.requires_auth:
                 self.connection = authenticate(request)
                 request.scim_connection_id = self.connection.pk  # for the request log
-            if request.method.lower() not in self.http_method_names:
+            if request.method.lower() not in self.allowed_methods(kwargs):
                 # 405 before any check of the body: the method is wrong whatever it carries.
                 return self.http_method_not_allowed(request, *args, **kwargs)
             self._check_request(request)
@@ -129,8 +129,13 @@ class ScimView(SCIMView):
             logger.exception("SCIM request failed: %s %s", request.method, request.path)
             return error_response(errors.ScimError(500, "The server could not complete the request"))
 
+    def allowed_methods(self, kwargs) -> list[str]:
+        return self.http_method_names
+
     def http_method_not_allowed(self, request, *args, **kwargs):
-        return error_response(errors.ScimError(405, f"{request.method} is not supported here"))
+        response = error_response(errors.ScimError(405, f"{request.method} is not supported here"))
+        response["Allow"] = ", ".join(m.upper() for m in self.allowed_methods(kwargs))
+        return response
 
     def _check_request(self, request) -> None:
         if request.method not in ("POST", "PUT", "PATCH"):
@@ -175,6 +180,10 @@ class ResourceView(ScimView):
     adapter: type = SCIMUserAdapter
     resource_type = "User"
     operation: BulkOperation | None = None
+
+    def allowed_methods(self, kwargs) -> list[str]:
+        """A collection takes GET and POST; one resource GET, PUT, PATCH and DELETE."""
+        return ["get", "put", "patch", "delete"] if kwargs.get("uuid") else ["get", "post"]
 
     # --- what the request carries (or the bulk operation) -----------------
 
