@@ -40,6 +40,11 @@ class AtRiskReportAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(at_risk=True)
 
+    def changelist_view(self, request, extra_context=None):
+        # "Select at-risk attribute to view" says nothing; say what the rows are.
+        title = "At-risk report: local edits the next sync will overwrite"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
     def has_add_permission(self, request):
         return False
 

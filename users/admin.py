@@ -127,7 +127,6 @@ class UserAdmin(DjangoUserAdmin):
             return "—"
         rows = user_attribute_rows(obj)
         upcoming = user_next_sync(obj)
-        revert_url = reverse("admin:users_user_revert", args=[obj.pk])
 
         def cells(row):
             flag = "⚠ At risk" if row.at_risk else ""
@@ -136,11 +135,14 @@ class UserAdmin(DjangoUserAdmin):
                 edit = f"edited by {row.local_edit_by} at {row.local_edit_at:%Y-%m-%d %H:%M}"
             action = ""
             # The revert view checks the permission; a viewer's click is refused there.
+            # The button belongs to a separate form (change_form.html renders it after
+            # the user form): were it a submit button of the user form, it would be the
+            # form's default button and Enter in any field would revert instead of save.
             if row.at_risk:
                 action = format_html(
-                    '<button type="submit" class="button" formaction="{}" formmethod="post" '
+                    '<button type="submit" class="button" form="revert-form" '
                     'name="attribute" value="{}">Revert to IdP value</button>',
-                    revert_url, row.attribute.short_name,
+                    row.attribute.short_name,
                 )
             idp = _show(row.idp_value) if row.idp_sent else "never sent"
             owner = row.owner.label

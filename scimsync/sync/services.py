@@ -319,7 +319,7 @@ def user_revert_attribute(*, user: User, attribute: str, actor: Actor) -> bool:
 @transaction.atomic
 def lost_edit_restore(*, change: JournalChange, actor: Actor) -> None:
     """Bring a value a sync overwrote back, as a new local edit (at risk again if still mapped)."""
-    change = JournalChange.objects.select_for_update().select_related("entry__user").get(pk=change.pk)
+    change = JournalChange.objects.select_for_update(of=("self",)).select_related("entry__user").get(pk=change.pk)
     user = change.entry.user
     if user is None or not change.lost_edit or change.restored_at is not None:
         return

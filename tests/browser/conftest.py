@@ -1,7 +1,7 @@
 """Browser fixtures: Debian's Chromium driven by sync Playwright against pytest-django's live server.
 
 `playwright install` cannot download browsers here, so the system Chromium is
-launched directly. One browser per test session, one fresh context (cookies,
+launched directly. One browser per test module, one fresh context (cookies,
 storage) per test, so tests stay independent.
 """
 
@@ -11,11 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-# Playwright's sync API runs an asyncio loop in the main thread; Django's ORM
-# refuses to run while a loop is running unless told that this is deliberate.
-# The test process only uses the ORM for set-up and for checking the database.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -30,13 +25,23 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _chromium():
+    """One Chromium per test module.
+
+    Playwright's sync API keeps an asyncio loop running in the main thread while
+    it is started, and Django's ORM refuses to run under a running loop unless
+    DJANGO_ALLOW_ASYNC_UNSAFE is set. The tests use the ORM only for set-up and to
+    check the database after a refusal, from the main thread, so it is safe; the
+    variable is set only while the browser runs, so other test modules keep
+    Django's check.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as p:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser

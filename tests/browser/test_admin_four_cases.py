@@ -396,13 +396,6 @@ def test_viewer_can_open_the_user_page_but_not_revert(browser_page, live_server,
 # --- the keyboard: Enter in a field must save, not revert -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="app bug: the Revert buttons (users/admin.py, UserAdmin.ownership) are the first submit "
-    "buttons of the change form, so Enter in any field submits to the revert view: the first "
-    "at-risk attribute is reverted and the typed edit is discarded",
-)
 def test_enter_in_a_field_saves_the_form(browser_page, live_server, scim, alice):
     page, base = browser_page, live_server.url
     provision(scim, "ivy@example.com", title="Analyst")
