@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from mappings.catalogue import all_attributes
 from mappings.models import AttributeMapping, Connection, CustomAttribute, MappingChange, ScimToken
 from mappings.presets import preset_mapped_attributes
 from mappings.services import (
@@ -187,10 +188,14 @@ class ConnectionAdmin(admin.ModelAdmin):
             for mapping, state, apply in changes
         ]
         pending = {m.attribute: (s, a) for m, s, a in changes}
+        # The SCIM path the IdP sends each attribute under, so an admin can match it to the
+        # IdP's own mapping screen (one query for the custom attributes, not one per row).
+        paths = {a.short_name: a.scim_path for a in all_attributes()}
         context = {
             **self.admin_site.each_context(request), "title": f"Attribute mappings of {connection}",
             "opts": self.model._meta, "connection": connection, "can_change": can_change,
-            "rows": [(m, *pending.get(m.attribute, (m.state, m.apply))) for m in mappings],
+            "rows": [(m, *pending.get(m.attribute, (m.state, m.apply)), paths.get(m.attribute, ""))
+                     for m in mappings],
             "previews": previews, "states": AttributeMapping.State.choices, "applies": AttributeMapping.Apply.choices,
         }
         return TemplateResponse(request, "admin/mappings/connection/mappings.html", context)
