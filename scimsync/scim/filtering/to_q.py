@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from django.db.models import F, Model, Q, TextField
+from django.db import connection as db
+from django.db.models import F, Func, Model, Q, TextField
 from django.db.models import Value as V
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Left, Lower, Right, StrIndex
@@ -219,11 +220,13 @@ def _compare_uuid(target: Col, op: str, value: str, ref: AttrRef) -> QB:
     """ids are UUIDs: a malformed one matches nothing rather than failing the request."""
     if op in _ORDERING:
         raise FilterError(f"'{op}' does not apply to the id {ref}")
-    if op != "eq" and not target.case_exact:
-        return _lookup(target, f"i{_LOOKUPS[op]}", value)
     if op != "eq":
-        # Ids are lower case; SQLite's LIKE would also match other cases.
-        return value == value.lower() and _lookup(target, _LOOKUPS[op], value)
+        # Ids are lower case: a case-exact probe in another case matches nothing.
+        if target.case_exact and value != value.lower():
+            return False
+        if value == "":  # every id contains ""; a missing one (no manager) is no value
+            return Q(**{f"{target.path}__isnull": False})
+        return Q(_TEXT.get_lookup(_LOOKUPS[op])(UuidText(target.path), value.lower()))
     try:
         parsed = uuid.UUID(value)
     except ValueError:
@@ -233,7 +236,39 @@ def _compare_uuid(target: Col, op: str, value: str, ref: AttrRef) -> QB:
     return Q(**{target.path: parsed})
 
 
+class UuidText(Func):
+    """A uuid column as the text clients see, `8-4-4-4-12` lower-case hex, "" when null.
+
+    co/sw/ew on an id compare with that form. Django's own UUID lookups strip
+    the hyphens from the probe on SQLite (which stores 32 hex digits) but not
+    on PostgreSQL, so `id sw "-"` would match every row on one and none on the other.
+    """
+
+    output_field = TextField()
+
+    def __init__(self, path: str):
+        super().__init__(F(path))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"COALESCE(({column})::text, '')", params
+        hexa = f"LOWER(COALESCE({column}, ''))"
+        parts = [f"SUBSTR({hexa}, {start}, {length})" for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
+        text = " || '-' || ".join(parts)
+        return f"(CASE WHEN {column} IS NULL THEN '' ELSE {text} END)", params * 6
+
+
 def _compare_string(target: Col, op: str, value: str) -> QB:
+    """RFC 7644 §3.4.2.2: a comparison holds only on a value; "" is no value (RFC 7643 §2.5),
+    so `title lt "b"`, `title co ""` or `title eq ""` never select a user without a title."""
+    test = _string_test(target, op, value)
+    if op in ("lt", "le") or value == "":  # the only tests "" itself passes; eq "x" stays one index lookup
+        return _and([_present(target), test])
+    return test
+
+
+def _string_test(target: Col, op: str, value: str) -> QB:
     lookup = _LOOKUPS[op]
     if target.folded:
         return _lookup(target, lookup, name_key(value))
@@ -241,13 +276,50 @@ def _compare_string(target: Col, op: str, value: str) -> QB:
         return _exact_pattern(target, op, value)
     if target.case_exact:
         return _lookup(target, lookup, value)
+    if db.vendor == "sqlite":
+        # SQLite's LOWER and LIKE fold ASCII letters only: "É" would not equal "é".
+        return _folded_test(Fold(target.expression()), op, name_key(value))
     if op in _ORDERING:
         return Q(_TEXT.get_lookup(lookup)(Lower(target.expression()), value.lower()))
     return _lookup(target, f"i{lookup}", value)
 
 
-def _exact_pattern(target: Col, op: str, value: str) -> Q:
+def _folded_test(expr: Any, op: str, probe: str) -> QB:
+    """Compare a folded expression with a folded probe, case-exactly (no LIKE)."""
+    if op in ("co", "sw", "ew"):
+        if probe == "":
+            return True
+        if op == "co":
+            return Q(GreaterThan(StrIndex(expr, V(probe)), 0))
+        part = Left(expr, len(probe)) if op == "sw" else Right(expr, len(probe))
+        return Q(Exact(part, probe))
+    return Q(_TEXT.get_lookup(_LOOKUPS[op])(expr, probe))
+
+
+class Fold(Func):
+    """name_key() of a string in SQL on SQLite: NFC, then Unicode case folding.
+
+    The function is registered on the sqlite3 connection when a query uses it
+    (registering is cheap and idempotent), so no connection hook is needed.
+    """
+
+    function = "scim_fold"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        connection.ensure_connection()
+        connection.connection.create_function("scim_fold", 1, _fold_or_null, deterministic=True)
+        return super().as_sql(compiler, connection, **extra)
+
+
+def _fold_or_null(value):
+    return None if value is None else name_key(str(value))
+
+
+def _exact_pattern(target: Col, op: str, value: str) -> QB:
     """Case-exact co/sw/ew without LIKE, which is case-insensitive on SQLite."""
+    if value == "":
+        return True  # every string contains, starts and ends with ""
     expr = target.expression()
     if op == "co":
         return Q(GreaterThan(StrIndex(expr, V(value)), 0))
