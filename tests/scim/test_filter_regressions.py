@@ -66,3 +66,13 @@ def test_non_ascii_strings_compare_case_insensitively(scim, ids):
     assert selected(scim, 'title eq "INGÉNIEURE"') == {"anna"}
     assert selected(scim, 'title co "NIEUR"') == {"anna"}
     assert selected(scim, 'title sw "ingÉ"') == {"anna"}
+
+
+@pytest.mark.parametrize("op", ["gt", "ge", "lt", "le", "co", "sw", "ew"])
+def test_ordering_and_substring_operators_on_a_boolean_are_invalid_filters(scim, ids, op):
+    """RFC 7644 §3.4.2.2: gt/ge/lt/le on a boolean "SHALL cause a failed response" (400
+    invalidFilter); co/sw/ew compare strings. Before, `active gt false` quietly meant `active eq false`."""
+    response = scim.get("/Users", params={"filter": f"active {op} false"})
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidFilter"
+    assert selected(scim, "active ne false") == {"anna", "ben"}

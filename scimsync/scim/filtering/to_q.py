@@ -204,6 +204,8 @@ def _compare(target: Col | Static, op: str, value: Value, ref: AttrRef) -> QB:
     if target.kind == "boolean":
         if not isinstance(value, bool):
             raise FilterError(f"{ref} is a boolean; compare it with true or false")
+        if op != "eq":  # RFC 7644 §3.4.2.2: gt/ge/lt/le on a boolean is invalidFilter; co/sw/ew are for strings
+            raise FilterError(f"'{op}' does not apply to the boolean {ref}; use eq or ne")
         return Q(**{target.path: value})
     if not isinstance(value, str):
         raise FilterError(f"{ref} is a string; compare it with a quoted string")
