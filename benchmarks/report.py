@@ -55,6 +55,10 @@ def judge(results: list[Result]) -> dict[tuple[int, str], Verdict]:
             target.max_p95_growth is not None and r.users != smallest
         )
         status = ("PASS" if ok else "FAIL") if (judged or r.errors) else "—"
+        if r.key == "reference" and r.runs:
+            spread = max(r.runs) / min(r.runs) if min(r.runs) else float("inf")
+            parts.append("yardstick; runs " + " / ".join(f"{x:.0f}" for x in r.runs) + " req/s"
+                         + (" (spread > 25 %: the machine's load changed)" if spread > 1.25 else ""))
         verdicts[(r.users, r.key)] = Verdict("; ".join(parts) or "—", status)
     return verdicts
 
@@ -78,8 +82,9 @@ def render(results: list[Result], meta: dict) -> tuple[str, bool]:
         f"Run {meta['started']} on {meta['machine']}; commit {meta['commit']}.",
         f"gunicorn `{meta['gunicorn']}` on PostgreSQL {meta['postgres']}; "
         f"{meta['concurrency']} concurrent client processes on the same machine; "
-        f"each scenario: up to {meta['requests']} requests or {meta['seconds']:g} s, after "
-        f"{meta['warmup']} warm-up requests.",
+        f"each scenario and size: up to {meta['requests']} requests or {meta['seconds']:g} s in all, split over "
+        f"{meta['rounds']} round(s) with the sizes measured back to back (the reference once more at the end); "
+        f"{meta['warmup']} warm-up requests before the first run of each.",
         f"Load average (1 min) before / after: {meta['load_before']} / {meta['load_after']}"
         + (" — the machine was busy with other work; absolute numbers are noisy, "
            "ratios to the reference less so." if meta.get("busy") else "."),
@@ -97,16 +102,25 @@ def render(results: list[Result], meta: dict) -> tuple[str, bool]:
         )
     lines += [
         "",
-        "Where the time goes (CPU per request, from /proc; errors are non-expected statuses or bodies):",
+        "Where the time goes: CPU per request from /proc (gunicorn workers; PostgreSQL backends of the",
+        "benchmark database; the load generator). \"Share by CPU\" is the reference's server CPU per request",
+        "over the scenario's: roughly the req/s share an idle machine would show, and far less sensitive to",
+        "other load than req/s. Informational; the verdicts use req/s and p95 as the targets say.",
         "",
-        "| users | scenario | gunicorn CPU ms/req | PostgreSQL CPU ms/req | client CPU ms/req | statuses | errors |",
-        "|---:|---|---:|---:|---:|---|---:|",
+        "| users | scenario | gunicorn CPU ms/req | PostgreSQL CPU ms/req | client CPU ms/req | share by CPU | statuses | errors |",
+        "|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in ordered:
         statuses = ", ".join(f"{k}×{v}" for k, v in sorted(r.statuses.items()))
+        ref = refs.get(r.users)
+        cpu_share = "—"
+        if ref is not None and r.key != "reference" and None not in (r.server_cpu, r.db_cpu, ref.server_cpu, ref.db_cpu):
+            mine = (r.server_cpu + r.db_cpu) / max(1, r.requests)
+            theirs = (ref.server_cpu + ref.db_cpu) / max(1, ref.requests)
+            cpu_share = f"{theirs / mine:.0%}" if mine > 0 else "—"
         lines.append(
             f"| {_users(r.users)} | {r.key} | {_per_request(r.server_cpu, r.requests)} | "
-            f"{_per_request(r.db_cpu, r.requests)} | {_per_request(r.client_cpu, r.requests)} | "
+            f"{_per_request(r.db_cpu, r.requests)} | {_per_request(r.client_cpu, r.requests)} | {cpu_share} | "
             f"{statuses} | {r.errors} |"
         )
     samples = [(r, s) for r in ordered for s in r.error_samples]
@@ -123,6 +137,8 @@ def render(results: list[Result], meta: dict) -> tuple[str, bool]:
                 f"{rows.get('scimsync_journalentry', '?')} journal entries with "
                 f"{rows.get('scimsync_journalchange', '?')} changes; loaded in {info.get('load_seconds', '?')} s "
                 f"(migrate {info.get('migrate_seconds', '?')} s)"
+                + (f", this run: cloned from the cached template in {info['clone_seconds']} s"
+                   if info.get("cached") else "")
             )
     judged = [v for v in verdicts.values() if v.status != "—"]
     passed = bool(judged) and all(v.status == "PASS" for v in judged)

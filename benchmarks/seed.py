@@ -71,7 +71,8 @@ def load(total: int) -> dict:
     models = {"users": User, "states": AttributeState, "entries": JournalEntry, "changes": JournalChange}
 
     # User 0 through the real SCIM create path, then the bulk builder checked against it.
-    real = SCIMUserAdapter.create(connection=connection, body=dataset.entra_user(0), request=None).obj
+    created = SCIMUserAdapter.create(connection=connection, body=dataset.entra_user(0), request=None).obj
+    real = User.objects.get(pk=created.pk)  # as stored
     _CONTEXT.update(
         connection=connection, ownership=Ownership.for_connection(connection),
         attributes=all_attributes(), now=now, unusable=make_password(None),
