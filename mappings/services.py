@@ -82,6 +82,35 @@ def token_authenticate(plaintext: str) -> ScimToken | None:
     return token
 
 
+def connection_authenticate(plaintext: str) -> Connection | None:
+    """The connection of the usable token `plaintext`, or None: token_authenticate in one query.
+
+    Every SCIM request starts here, so the token and its connection come from
+    one raw query: the ORM's select_related version spent three times as long
+    compiling its SQL as PostgreSQL spent answering. Same rules: lookup by
+    digest, revoked and expired tokens refused, last use stamped once a minute.
+    """
+    import hmac
+
+    if not plaintext.startswith(ScimToken.PREFIX):
+        return None
+    digest = ScimToken.digest_of(plaintext)
+    now = timezone.now()
+    found = list(Connection.objects.raw(
+        f"SELECT c.*, t.id AS token_id, t.digest AS token_digest, "
+        f"(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale "
+        f"FROM {Connection._meta.db_table} c JOIN {ScimToken._meta.db_table} t ON t.connection_id = c.id "
+        f"WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)",
+        [now - timedelta(minutes=1), digest, now],
+    ))
+    if not found or not hmac.compare_digest(found[0].token_digest, digest):
+        return None
+    connection = found[0]
+    if connection.token_stale:
+        ScimToken.objects.filter(pk=connection.token_id).update(last_used_at=now)
+    return connection
+
+
 @transaction.atomic
 def custom_attribute_create(*, name: str, description: str = "") -> "CustomAttribute":
     """Add an attribute under the product's extension schema, with a mapping row per connection.

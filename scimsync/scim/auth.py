@@ -8,7 +8,7 @@ a local account.
 from __future__ import annotations
 
 from mappings.models import Connection
-from mappings.services import token_authenticate
+from mappings.services import connection_authenticate
 from scimsync.scim.errors import ScimError
 
 
@@ -17,7 +17,7 @@ def authenticate(request) -> Connection:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise ScimError(401, "Authentication required: send Authorization: Bearer <token>")
-    token = token_authenticate(credentials.strip())
-    if token is None:
+    connection = connection_authenticate(credentials.strip())
+    if connection is None:
         raise ScimError(401, "The bearer token is not valid, expired or revoked")
-    return token.connection
+    return connection
