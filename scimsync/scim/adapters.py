@@ -104,7 +104,8 @@ class SCIMUserAdapter(SCIMMixin):
             raise errors.invalid_value(str(e)) from None
         except IntegrityError:
             raise errors.uniqueness(f"userName {user_name!r} is already taken") from None
-        return cls(_reload_user(user.pk), request, attributes=attributes)
+        # Not re-read here: ResourceView.render reads the stored user with what the response needs.
+        return cls(user, request, attributes=attributes)
 
     def replace(self, body: Any) -> None:
         """PUT: the document replaces the IdP-owned part (DESIGN.md's PUT rule)."""
@@ -151,7 +152,7 @@ class SCIMUserAdapter(SCIMMixin):
             raise errors.invalid_value(str(e)) from None
         except IntegrityError:
             raise errors.uniqueness("userName is already taken in this connection") from None
-        self.obj = _reload_user(self.obj.pk)
+        # self.obj is the row as read before the push; ResourceView.render reads the stored one.
 
     @transaction.atomic
     def delete(self) -> None:
@@ -162,10 +163,6 @@ class SCIMUserAdapter(SCIMMixin):
             kind=JournalEntry.Kind.DELETE, source="SCIM DELETE",
         )
         user.delete()
-
-
-def _reload_user(pk: int) -> User:
-    return User.objects.select_related("manager").prefetch_related("memberships__group").get(pk=pk)
 
 
 def _required_user_name(values: dict) -> str:

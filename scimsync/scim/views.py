@@ -216,12 +216,17 @@ class ResourceView(ScimView):
         start, count = _page(params)
         queryset = self.filtered(self.scoped(), params.get("filter"))
         sort = parse_sort(params, self.resource_type)
-        total = queryset.count()
         page = []
         if count:
             ordered = self.with_relations(queryset.order_by(*sort.order_by()), params)
-            page = list(ordered[start - 1 : start - 1 + count])
-        return list_response(self.documents(request, page, params), total, start)
+            if start > 1:
+                # OFFSET makes PostgreSQL read every skipped row in full (230 ms deep into
+                # 100k users); the page's ids come from an index alone, then only its rows.
+                ids = queryset.order_by(*sort.order_by()).values("pk")[start - 1 : start - 1 + count]
+                page = list(ordered.filter(pk__in=ids))
+            else:
+                page = list(ordered[:count])
+        return list_response(self.documents(request, page, params), _total(queryset, page, start, count), start)
 
     def filtered(self, queryset, filter_text, *, root: bool = False):
         if not filter_text:
@@ -289,7 +294,8 @@ class ResourceView(ScimView):
         queryset = self.scoped()
         if lock:
             queryset = queryset.select_for_update(of=("self",))
-        obj = self.with_relations(queryset, {}).filter(scim_id=key).first()
+        # The row only (its version, for ETags): render() reads what a response needs.
+        obj = queryset.filter(scim_id=key).first()
         if obj is None:
             raise errors.not_found(uuid)
         return obj
@@ -312,6 +318,9 @@ class ResourceView(ScimView):
         raise NotImplementedError
 
 
+_MANAGER_UNUSED = tuple(f"manager__{f.name}" for f in User._meta.concrete_fields if f.name not in ("id", "scim_id"))
+
+
 class UsersView(ResourceView):
     model = User
     adapter = SCIMUserAdapter
@@ -321,7 +330,9 @@ class UsersView(ResourceView):
         return users_q(node, root=root)
 
     def with_relations(self, queryset, params):
-        queryset = queryset.select_related("manager")
+        # A document needs only the manager's id: loading the manager's other columns
+        # too made the ORM's SQL compilation the largest cost of a filtered lookup.
+        queryset = queryset.select_related("manager").defer(*_MANAGER_UNUSED)
         if projection.wants(params.get("excludedAttributes"), "groups"):
             queryset = queryset.prefetch_related("memberships__group")
         return queryset
@@ -527,6 +538,15 @@ def _one_or_list(items: list[dict], item_id: str | None) -> HttpResponse:
                 return scim_response(item)
         raise errors.not_found(item_id)
     return list_response(items, len(items), 1)
+
+
+def _total(queryset, page: list, start: int, count: int) -> int:
+    """totalResults: a short page says it without a COUNT query (a filter by userName: one query, not two)."""
+    if count and 0 < len(page) < count:
+        return start - 1 + len(page)  # the rows before startIndex exist, since this page is not empty
+    if count and not page and start == 1:
+        return 0
+    return queryset.count()
 
 
 def _page(params) -> tuple[int, int]:
