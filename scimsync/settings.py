@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # scimsync.api.urls.IdConverter: a row id in a path.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}},
     "ENUM_NAME_OVERRIDES": {
         "MappingStateEnum": "mappings.models.AttributeMapping.State",
         "SyncRunStateEnum": "scimsync.models.SyncRun.State",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -20,6 +21,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The resource is not in a state that allows this."
     default_code = "conflict"
+
+
+class PreconditionFailed(exceptions.APIException):
+    """If-Match named a version of the resource that is no longer the current one."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The resource changed since you read it (If-Match does not match its ETag); read it again."
+    default_code = "precondition_failed"
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -75,6 +84,7 @@ def _field_errors(detail) -> dict[str, list[str]]:
     return flat
 
 
+@csrf_exempt  # it changes nothing; without this a PUT to a mistyped URL got Django's HTML CSRF page
 def not_found(request, *args, **kwargs):
     """Any /api/ URL that names no endpoint: the same body as every other error."""
     return JsonResponse(error_body(404, "not_found", f"No API endpoint at {request.path}."), status=404)

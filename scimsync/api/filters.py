@@ -6,13 +6,23 @@ import django_filters as df
 from django import forms
 from django.db.models import Exists, OuterRef, Q
 
+from mappings.models import Connection
 from scimsync.models import AttributeState, JournalEntry, SyncRun
+
+
+MAX_ID = 2**63 - 1  # the id columns are 64-bit; a larger number names no row
+
+
+class _IdField(forms.IntegerField):
+    def __init__(self, *args, **kwargs):
+        # Bounded: a larger number would overflow SQLite's driver (a 500) rather than match nothing.
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
 
 
 class IdFilter(df.NumberFilter):
     """An id: a whole number (django-filter's NumberFilter would take 1.5)."""
 
-    field_class = forms.IntegerField
+    field_class = _IdField
 
 
 class _TrueFalseField(forms.TypedChoiceField):
@@ -28,7 +38,20 @@ class BoolFilter(df.BooleanFilter):
     field_class = _TrueFalseField
 
 
-class UserFilter(df.FilterSet):
+class StrictFilterSet(df.FilterSet):
+    """A parameter given empty (`?connection=`) is a 400, as any other value the filter cannot read;
+    django-filter's default ignores it, and the whole list comes back as if it had not been sent."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name in self.filters:
+            if name in self.data and self.data.get(name) == "":
+                self.form.add_error(name, "Give a value, or leave the parameter out.")
+                valid = False
+        return valid
+
+
+class UserFilter(StrictFilterSet):
     connection = IdFilter(field_name="connection_id", help_text="Users of this connection.")
     local = BoolFilter(field_name="connection", lookup_expr="isnull",
                              help_text="true: local accounts only; false: provisioned users only.")
@@ -54,19 +77,23 @@ class UserFilter(df.FilterSet):
                                | Q(email_work__icontains=value) | Q(external_id__icontains=value))
 
 
-class AtRiskFilter(df.FilterSet):
+class ConnectionFilter(StrictFilterSet):
+    preset = df.ChoiceFilter(choices=Connection.Preset.choices)
+
+
+class AtRiskFilter(StrictFilterSet):
     connection = IdFilter(field_name="user__connection_id")
     user = IdFilter(field_name="user_id")
     attribute = df.CharFilter()
 
 
-class JournalFilter(df.FilterSet):
+class JournalFilter(StrictFilterSet):
     kind = df.ChoiceFilter(choices=JournalEntry.Kind.choices)
     since = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
 
-class LostEditFilter(df.FilterSet):
+class LostEditFilter(StrictFilterSet):
     connection = IdFilter(field_name="entry__connection_id")
     user = IdFilter(field_name="entry__user_id")
     attribute = df.CharFilter()
@@ -74,7 +101,18 @@ class LostEditFilter(df.FilterSet):
                                 help_text="true: restored ones only; false: not restored yet.")
 
 
-class SyncRunFilter(df.FilterSet):
+class RequestLogFilter(StrictFilterSet):
+    failed = BoolFilter(field_name="status", method="filter_failed",
+                        help_text="true: failed requests only (status 400 and up); false: successful ones.")
+    method = df.ChoiceFilter(choices=[(m, m) for m in ("POST", "PUT", "PATCH", "DELETE", "GET")])
+    since = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    def filter_failed(self, queryset, name, value):
+        return queryset.filter(status__gte=400) if value else queryset.filter(status__lt=400)
+
+
+class SyncRunFilter(StrictFilterSet):
     connection = IdFilter(field_name="connection_id")
     state = df.ChoiceFilter(choices=SyncRun.State.choices)
     reason = df.ChoiceFilter(choices=SyncRun.Reason.choices)

@@ -9,11 +9,59 @@ from rest_framework import serializers
 
 from mappings.catalogue import Kind, Slot, get_attribute
 from mappings.models import AttributeMapping, Connection, ScimToken
-from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
+from scimsync.models import AttributeState, JournalChange, JournalEntry, ScimRequestLog, SyncRun
 from scimsync.sync.next_sync import next_sync
 from scimsync.sync.ownership import Owner
 from scimsync.sync.values import read_value
 from users.models import User
+
+class Input(serializers.Serializer):
+    """A request body, read with JSON types as the schema states them.
+
+    DRF's fields coerce: `"description": 0` becomes "0", `"users": ["5"]` becomes
+    [5], `"active": "yes"` True. A script sending the wrong type has a bug, and
+    the schema promises it a 400 for it, so the type is checked before the field
+    converts the value.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {name: [message] for name, field in self.fields.items()
+                      if not field.read_only and name in data
+                      and (message := _type_error(field, data[name])) is not None}
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def _json_type(field) -> tuple[type, ...] | None:
+    """The JSON type a field accepts (bool is no int here), or None for any."""
+    if isinstance(field, serializers.BooleanField):
+        return (bool,)
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
+        return (int,)
+    if isinstance(field, (serializers.CharField, serializers.ChoiceField, serializers.DurationField,
+                          serializers.DateTimeField)):
+        return (str,)
+    if isinstance(field, (serializers.ListField, serializers.ListSerializer)):
+        return (list,)
+    return None
+
+
+def _type_error(field, value) -> str | None:
+    if value is None:
+        return None  # the field's own allow_null decides
+    expected = _json_type(field)
+    if expected is None:
+        return None
+    if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+        return f"Must be a JSON {({bool: 'boolean', int: 'integer', str: 'string', list: 'array'})[expected[0]]}."
+    if isinstance(field, serializers.ListField):
+        for item in value:
+            if (message := _type_error(field.child, item)) is not None:
+                return f"Each item: {message[0].lower()}{message[1:]}"
+    return None
+
 
 STATES = AttributeMapping.State.choices
 APPLIES = AttributeMapping.Apply.choices
@@ -51,7 +99,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return next_sync_data(connection)
 
 
-class ConnectionCreateSerializer(serializers.Serializer):
+class ConnectionCreateSerializer(Input):
     name = serializers.CharField(max_length=100)
     preset = serializers.ChoiceField(choices=Connection.Preset.choices, default=Connection.Preset.GENERIC)
     sync_cadence = serializers.DurationField(
@@ -60,7 +108,7 @@ class ConnectionCreateSerializer(serializers.Serializer):
     )
 
 
-class CadenceSerializer(serializers.Serializer):
+class CadenceSerializer(Input):
     sync_cadence = serializers.DurationField(min_value=timedelta(minutes=1),
                                              help_text="How often the IdP is expected to push.")
     sync_schedule = serializers.DurationField(
@@ -69,7 +117,7 @@ class CadenceSerializer(serializers.Serializer):
     )
 
 
-class PresetSerializer(serializers.Serializer):
+class PresetSerializer(Input):
     preset = serializers.ChoiceField(choices=Connection.Preset.choices)
 
 
@@ -83,7 +131,7 @@ class ScimTokenSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ScimTokenCreateSerializer(serializers.Serializer):
+class ScimTokenCreateSerializer(Input):
     label = serializers.CharField(max_length=100, required=False, default="")
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -110,7 +158,7 @@ class CatalogueEntrySerializer(serializers.Serializer):
     description = serializers.CharField()
 
 
-class CustomAttributeCreateSerializer(serializers.Serializer):
+class CustomAttributeCreateSerializer(Input):
     name = serializers.SlugField(max_length=100, help_text="SCIM attribute name, e.g. badgeNumber.")
     description = serializers.CharField(max_length=255, required=False, default="")
 
@@ -135,7 +183,7 @@ def validate_mappable(name: str) -> str:
     return name
 
 
-class MappingChangeSerializer(serializers.Serializer):
+class MappingChangeSerializer(Input):
     state = serializers.ChoiceField(choices=STATES)
     apply = serializers.ChoiceField(choices=APPLIES, default=AttributeMapping.Apply.ALWAYS)
 
@@ -144,7 +192,7 @@ class NamedMappingChangeSerializer(MappingChangeSerializer):
     attribute = serializers.CharField(validators=[validate_mappable])
 
 
-class MappingChangesSerializer(serializers.Serializer):
+class MappingChangesSerializer(Input):
     changes = NamedMappingChangeSerializer(many=True, allow_empty=False, max_length=500)
 
     def validate_changes(self, changes):
@@ -231,7 +279,7 @@ class UserDetailSerializer(UserSerializer):
         return AttributeRowSerializer(self.context["rows"], many=True, context=self.context).data
 
 
-class LocalEditSerializer(serializers.Serializer):
+class LocalEditSerializer(Input):
     value = serializers.JSONField(help_text="The new value: a string, a boolean (active), an address object, "
                                             "the manager's SCIM id, or null to clear it.")
 
@@ -309,6 +357,34 @@ class LostEditSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# --- the decoded SCIM request log -----------------------------------------------
+
+DECODED_OUTCOMES = [
+    ("applied", "IdP-owned: written to the user"),
+    ("kept_local", "Product-owned: recorded as the IdP value only"),
+    ("applied_on_create", "Seeded a new user (apply on_create)"),
+    ("not_in_catalogue", "Received, not in the catalogue: kept as sent"),
+]
+
+
+class DecodedAttributeSerializer(serializers.Serializer):
+    attribute = serializers.CharField(help_text="A catalogue short name, or the SCIM name of what is not in it.")
+    value = serializers.JSONField(help_text="The value as the catalogue reads it; null: sent empty.")
+    outcome = serializers.ChoiceField(choices=DECODED_OUTCOMES)
+
+
+class RequestLogSerializer(serializers.ModelSerializer):
+    """One SCIM write of the connection (or a failed request), decoded per attribute, as the admin shows it."""
+
+    failed = serializers.BooleanField(read_only=True)
+    decoded = DecodedAttributeSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ScimRequestLog
+        fields = ["id", "created_at", "method", "path", "status", "failed", "detail", "decoded"]
+        read_only_fields = fields
+
+
 # --- sync runs ----------------------------------------------------------------
 
 
@@ -328,11 +404,23 @@ class SyncRunSerializer(serializers.ModelSerializer):
         return min(run.users_done / run.users_total, 1.0) if run.users_total else 0.0
 
 
-class SyncRunCreateSerializer(serializers.Serializer):
+class DryRunRowSerializer(serializers.Serializer):
+    """One attribute a held run would overwrite: the user's local value gives way to `idp_value`."""
+
+    user = serializers.IntegerField(source="user_id")
+    user_name = serializers.CharField(source="user.user_name")
+    attribute = serializers.CharField()
+    idp_value = serializers.JSONField()
+    local_edit_by = serializers.CharField(source="local_edit_by_label")
+    local_edit_at = serializers.DateTimeField(allow_null=True)
+
+
+class SyncRunCreateSerializer(Input):
     """Sync now: a whole connection, or some of its users."""
 
     connection = serializers.PrimaryKeyRelatedField(queryset=Connection.objects.all(), required=False)
-    users = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+    users = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+                                  allow_empty=False,
                                   max_length=10_000, help_text="User ids, all of one connection.")
 
     def validate(self, data):

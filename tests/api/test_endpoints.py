@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from mappings.models import AttributeMapping, Connection, MappingChange, ScimToken
 from mappings.services import token_create
-from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
+from scimsync.models import AttributeState, JournalChange, JournalEntry, ScimRequestLog, SyncRun
 from scimsync.sync import services
 from tests.api.conftest import provision
 
@@ -368,3 +368,133 @@ def test_journal_change_rows_cannot_be_restored_unless_lost(api, ada):
 def test_expired_tokens_show_as_unusable(api, connection):
     token_create(connection=connection, label="old", expires_at=timezone.now() - timedelta(days=1))
     assert [t["usable"] for t in api.get(f"/api/v1/connections/{connection.pk}/tokens/").json()["results"]] == [False]
+
+
+# --- the decoded request log, the dry run of a held run -------------------------
+
+
+def test_the_request_log_shows_what_the_idp_sent_decoded(api, connection):
+    """Issue 5: "the decoded request log", as the connection's admin page shows it."""
+    ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/scim/v2/Users/x", status=200,
+                                  decoded=[{"attribute": "title", "value": "Analyst", "outcome": "applied"},
+                                           {"attribute": "phone_mobile", "value": "+1", "outcome": "kept_local"}])
+    ScimRequestLog.objects.create(connection=connection, method="POST", path="/scim/v2/Users", status=409,
+                                  detail="userName taken")
+    ScimRequestLog.objects.create(connection=Connection.objects.create(name="other"), method="POST",
+                                  path="/scim/v2/Users", status=201)
+
+    rows = api.get(f"/api/v1/connections/{connection.pk}/requests/").json()["results"]
+
+    assert [(r["method"], r["status"], r["failed"]) for r in rows] == [("POST", 409, True), ("PATCH", 200, False)]
+    assert rows[1]["decoded"][1] == {"attribute": "phone_mobile", "value": "+1", "outcome": "kept_local"}
+    failed = api.get(f"/api/v1/connections/{connection.pk}/requests/?failed=true").json()["results"]
+    assert [r["detail"] for r in failed] == ["userName taken"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scim_write_appears_in_the_request_log(api, connection, token, live_server):
+    """The log the API serves is the one the SCIM middleware writes (over HTTP, as an IdP would)."""
+    import requests
+
+    requests.post(f"{live_server.url}/scim/v2/Users", timeout=10,
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+                  json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zed@example.com",
+                        "title": "Engineer"})
+    rows = api.get(f"/api/v1/connections/{connection.pk}/requests/").json()["results"]
+    assert rows[0]["method"] == "POST" and rows[0]["status"] == 201
+    assert {"attribute": "title", "value": "Engineer", "outcome": "applied"} in rows[0]["decoded"]
+
+
+def test_a_held_run_shows_its_dry_run_before_approval(api, ada, connection):
+    services.user_local_edit(user=ada, attribute="title", value="Lead", actor=services.Actor("bob"))
+    held = SyncRun.objects.create(connection=connection, state=SyncRun.State.HELD)
+
+    rows = api.get(f"/api/v1/sync-runs/{held.pk}/dry-run/").json()
+
+    assert rows == [{"user": ada.pk, "user_name": "ada@example.com", "attribute": "title", "idp_value": "Analyst",
+                     "local_edit_by": "bob", "local_edit_at": rows[0]["local_edit_at"]}]
+    assert _state(ada, "title").at_risk is True  # looking changes nothing
+    failed = SyncRun.objects.create(connection=connection, state=SyncRun.State.FAILED)
+    assert api.get(f"/api/v1/sync-runs/{failed.pk}/dry-run/").status_code == 409
+
+
+# --- ETags ----------------------------------------------------------------------
+
+
+def test_details_answer_304_while_unchanged(api, ada, connection):
+    """Issue 5: "ETags on details where they help": a poller re-reads nothing that did not change."""
+    for url in (f"/api/v1/users/{ada.pk}/", f"/api/v1/users/{ada.pk}/attributes/title/",
+                f"/api/v1/connections/{connection.pk}/", f"/api/v1/connections/{connection.pk}/mappings/title/"):
+        first = api.get(url)
+        etag = first["ETag"]
+        assert etag.startswith('"') and first.status_code == 200, url
+        again = api.get(url, HTTP_IF_NONE_MATCH=etag)
+        assert again.status_code == 304 and not again.content and again["ETag"] == etag, url
+
+    etag = api.get(f"/api/v1/users/{ada.pk}/")["ETag"]
+    services.mapping_update(connection=connection, attribute="department", state="unmapped",
+                            actor=services.Actor("x"))
+    # A mapping change moves what the page shows (the owner), though the user row is untouched.
+    assert api.get(f"/api/v1/users/{ada.pk}/", HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_a_sync_run_poller_gets_304_until_the_run_moves(api, connection):
+    run = SyncRun.objects.create(connection=connection, state=SyncRun.State.QUEUED, users_total=2)
+    etag = api.get(f"/api/v1/sync-runs/{run.pk}/")["ETag"]
+    assert api.get(f"/api/v1/sync-runs/{run.pk}/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    SyncRun.objects.filter(pk=run.pk).update(state=SyncRun.State.RUNNING, users_done=1)
+    moved = api.get(f"/api/v1/sync-runs/{run.pk}/", HTTP_IF_NONE_MATCH=etag)
+    assert moved.status_code == 200 and moved.json()["progress"] == 0.5
+
+
+def test_if_match_keeps_an_edit_from_overwriting_one_it_has_not_seen(api, ada):
+    url = f"/api/v1/users/{ada.pk}/attributes/title/"
+    etag = api.get(url)["ETag"]
+    services.user_local_edit(user=ada, attribute="title", value="Colleague's edit", actor=services.Actor("bob"))
+
+    stale = api.put(url, {"value": "Mine"}, format="json", HTTP_IF_MATCH=etag)
+
+    assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+    assert api.get(url).json()["current"] == "Colleague's edit"
+    fresh = api.get(url)["ETag"]
+    done = api.put(url, {"value": "Mine"}, format="json", HTTP_IF_MATCH=fresh)
+    assert done.status_code == 200 and done.json()["current"] == "Mine"
+    assert done["ETag"] == api.get(url)["ETag"]  # the answer's ETag is the new version's
+
+
+# --- strict input: wrong types, empty filters, bad pages and orderings are 400s ---
+
+
+def test_wrong_json_types_are_refused_not_coerced(api, ada, connection):
+    for url, body, field in [
+        ("/api/v1/attributes/", {"name": "badge", "description": 0}, "description"),
+        ("/api/v1/sync-runs/", {"users": [str(ada.pk)]}, "users"),
+        ("/api/v1/sync-runs/", {"connection": str(connection.pk)}, "connection"),
+        ("/api/v1/connections/", {"name": 12}, "name"),
+    ]:
+        response = api.post(url, body, format="json")
+        assert response.status_code == 400 and field in response.json()["errors"], (url, body, response.json())
+    assert not SyncRun.objects.exists()
+
+
+def test_bad_pages_orderings_and_empty_filters_are_400s(api, ada):
+    for query, field in [("page_size=all", "page_size"), ("page=0", "page"), ("ordering=shoe_size", "ordering"),
+                         ("connection=", "connection"), ("scim_id=", "scim_id")]:
+        response = api.get(f"/api/v1/users/?{query}")
+        assert response.status_code == 400 and field in response.json()["errors"], query
+    assert "user_name" in api.get("/api/v1/users/?ordering=shoe_size").json()["errors"]["ordering"][0]
+    assert len(api.get("/api/v1/users/?page_size=500").json()["results"]) == 2  # capped at 200, not refused
+
+
+def test_an_unknown_url_answers_the_error_body_to_every_method(client):
+    """Not Django's HTML CSRF page for a PUT to a mistyped URL."""
+    for method in ("get", "put", "post", "delete"):
+        response = getattr(client, method)("/api/v1/users/not-an-id/attributes/title/")
+        assert response.status_code == 404 and response.json()["code"] == "not_found", method
+
+
+def test_a_method_an_endpoint_does_not_have_is_405_not_403(api, client_as, bob):
+    """A script calling DELETE on a list learns the method is wrong, not that it lacks a permission."""
+    for client in (api, client_as(bob)):
+        response = client.delete("/api/v1/users/")
+        assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"

@@ -20,7 +20,13 @@ from tests.api.conftest import Api, key_for
 from tests.conftest import ScimClient
 from tests.field_cases.runner import CaseFailure, Replay, load_cases
 
-OWNERSHIP_CASES = [c for c in load_cases() if "ownership" in c.get("tags", [])]
+def _has_local_steps(case: dict) -> bool:
+    return any("local" in step for step in case["steps"]) or bool(case.get("mapping"))
+
+
+# Every case about ownership, and any other case with a local step or mapping: those are the
+# steps this file sends through the API rather than in process.
+OWNERSHIP_CASES = [c for c in load_cases() if "ownership" in c.get("tags", []) or _has_local_steps(c)]
 RUN_TIMEOUT = 30  # seconds a "sync now" may take before the case fails
 
 
@@ -90,7 +96,9 @@ class ApiReplay(Replay):
 
 
 def test_the_ownership_cases_are_there():
+    """Guards the selection: an empty list would make the replay below pass vacuously."""
     assert len(OWNERSHIP_CASES) >= 6
+    assert all(any("local" in step for step in c["steps"]) for c in OWNERSHIP_CASES if "ownership" in c["tags"])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from mappings.models import Connection, CustomAttribute, MappingChange, ScimToke
 from mappings.services import token_create
 from scimsync.api.models import ApiKey
 from scimsync.api.services import api_key_create, api_key_revoke
-from scimsync.models import JournalEntry, SyncRun
+from scimsync.models import JournalEntry, ScimRequestLog, SyncRun
 from scimsync.sync import services
 from tests.api.conftest import Api, key_for, provision
 from users.models import User
@@ -34,6 +34,7 @@ def world(connection):
     failed = SyncRun.objects.create(connection=connection, state=SyncRun.State.FAILED)
     held = SyncRun.objects.create(connection=connection, state=SyncRun.State.HELD)
     lost = ada.journal.get(kind=JournalEntry.Kind.SYNC).changes.get()
+    ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/scim/v2/Users/x", status=200)
     return {"c": connection.pk, "u": ada.pk, "t": token.pk, "f": failed.pk, "h": held.pk, "l": lost.pk}
 
 
@@ -41,7 +42,7 @@ READS = [
     "/connections/", "/connections/{c}/", "/connections/{c}/tokens/", "/connections/{c}/mappings/",
     "/connections/{c}/mappings/title/", "/connections/{c}/journal/", "/attributes/", "/users/", "/users/{u}/",
     "/users/{u}/attributes/title/", "/users/{u}/journal/", "/at-risk/", "/at-risk.csv", "/lost-edits/",
-    "/sync-runs/", "/sync-runs/{f}/",
+    "/sync-runs/", "/sync-runs/{f}/", "/sync-runs/{h}/dry-run/", "/connections/{c}/requests/",
 ]
 
 WRITES = [
@@ -190,7 +191,7 @@ def test_provisioned_users_cannot_own_keys(connection):
 
 @pytest.mark.django_db
 def test_the_command_prints_a_working_key_once(capsys, client, alice):
-    call_command("create_api_key", "ALICE", "--scope", "read_write", "--label", "ci")
+    call_command("create_api_key", "ALICE", "--scope", "read-write", "--label", "ci")
     plaintext = capsys.readouterr().out.strip()
     assert plaintext.startswith(ApiKey.PREFIX)
     key = ApiKey.objects.get(digest=ApiKey.digest_of(plaintext))

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from mappings.models import CustomAttribute
 from mappings.services import connection_create, custom_attribute_create, token_create
-from scimsync.models import SyncRun
+from scimsync.models import ScimRequestLog, SyncRun
 from scimsync.sync import services
 from tests.api.conftest import provision
 
@@ -40,6 +40,12 @@ def _tokens(connection, n):
         token_create(connection=connection, label=f"t{i}")
 
 
+def _requests(connection, n):
+    ScimRequestLog.objects.bulk_create(
+        ScimRequestLog(connection=connection, method="PATCH", path=f"/scim/v2/Users/{i}", status=200,
+                       decoded=[{"attribute": "title", "value": "x", "outcome": "applied"}]) for i in range(n))
+
+
 def _runs(connection, n):
     SyncRun.objects.bulk_create(SyncRun(connection=connection) for _ in range(n))
 
@@ -53,6 +59,7 @@ LISTS = {
     "/api/v1/connections/": _connections,
     "/api/v1/connections/{c}/tokens/": _tokens,
     "/api/v1/sync-runs/": _runs,
+    "/api/v1/connections/{c}/requests/": _requests,
 }
 
 
@@ -73,6 +80,17 @@ def test_a_page_costs_the_same_with_1_and_50_rows(url, client_as, alice):
         LISTS[url](connection, n)
         counts.append(_count(client, url.format(c=connection.pk) + ("&" if "?" in url else "?") + "page_size=50"))
     assert counts[0] == counts[1], f"{url}: {counts[0]} queries for 1 row, {counts[1]} for 50"
+
+
+def test_a_users_journal_costs_the_same_with_1_and_50_entries(client_as, alice, connection):
+    client = client_as(alice)
+    client.get("/api/v1/attributes/")
+    user = provision(connection, "journal@example.com")  # one entry: the create
+    one = _count(client, f"/api/v1/users/{user.pk}/journal/?page_size=50")
+    for i in range(49):
+        services.user_local_edit(user=user, attribute="title", value=f"T{i}", actor=services.Actor("bob"))
+    fifty = _count(client, f"/api/v1/users/{user.pk}/journal/?page_size=50")
+    assert one == fifty, f"{one} queries for 1 entry, {fifty} for 50"
 
 
 def test_the_users_page_in_queries(client_as, bob, connection):

@@ -11,6 +11,8 @@ from rest_framework.views import APIView
 from mappings.models import Connection, ScimToken
 from mappings.services import connection_create, connection_set_cadence, token_create, token_revoke
 from scimsync.api import serializers as s
+from scimsync.api.conventions import detail_response
+from scimsync.api.filters import ConnectionFilter
 from scimsync.api.selectors import connections_with_counts
 from scimsync.api.views.base import actor, impacts_data, valid
 from scimsync.sync import services
@@ -28,7 +30,7 @@ class ConnectionList(generics.ListAPIView):
 
     serializer_class = s.ConnectionSerializer
     required_perms = {"GET": ("mappings.view_connection",), "POST": ("mappings.add_connection",)}
-    filterset_fields = ["preset"]
+    filterset_class = ConnectionFilter
     ordering_fields = ["id", "name", "created_at", "last_push_at", "users_count", "at_risk_users_count"]
     ordering = ["name"]
 
@@ -46,9 +48,13 @@ class ConnectionList(generics.ListAPIView):
 class ConnectionDetail(generics.RetrieveAPIView):
     serializer_class = s.ConnectionSerializer
     required_perms = {"GET": ("mappings.view_connection",)}
+    etag = True
 
     def get_queryset(self):
         return connections_with_counts()
+
+    def retrieve(self, request, *args, **kwargs):
+        return detail_response(request, self.get_serializer(self.get_object()).data)
 
 
 @extend_schema(tags=TAG)

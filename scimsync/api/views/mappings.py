@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from mappings.models import Connection
 from mappings.services import custom_attribute_create
 from scimsync.api import serializers as s
+from scimsync.api.conventions import detail_response
 from scimsync.api.selectors import catalogue, connection_mappings
 from scimsync.api.views.base import actor, impacts_data, valid
 from scimsync.sync import services
@@ -85,6 +86,7 @@ class MappingPreview(APIView):
 @extend_schema(tags=["mappings"])
 class ConnectionMapping(APIView):
     required_perms = {"GET": ("mappings.view_attributemapping",), "PUT": ("mappings.change_attributemapping",)}
+    etag = True
 
     def _row(self, pk: int, attribute: str):
         connection = get_object_or_404(Connection, pk=pk)
@@ -95,7 +97,7 @@ class ConnectionMapping(APIView):
 
     @extend_schema(responses=s.MappingSerializer)
     def get(self, request, pk: int, attribute: str):
-        return Response(s.MappingSerializer(self._row(pk, attribute)[1]).data)
+        return detail_response(request, s.MappingSerializer(self._row(pk, attribute)[1]).data)
 
     @extend_schema(request=s.MappingChangeSerializer, responses=s.ImpactsSerializer)
     def put(self, request, pk: int, attribute: str):

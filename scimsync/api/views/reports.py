@@ -1,4 +1,4 @@
-"""The at-risk report (JSON and CSV), the journal of a connection, lost edits and their restore."""
+"""The at-risk report (JSON and CSV), the journal and request log of a connection, lost edits and their restore."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from mappings.catalogue import all_attributes
 from mappings.models import Connection
 from scimsync.api import serializers as s
 from scimsync.api.errors import Conflict, ErrorSerializer
-from scimsync.api.filters import AtRiskFilter, JournalFilter, LostEditFilter
+from scimsync.api.filters import AtRiskFilter, JournalFilter, LostEditFilter, RequestLogFilter
 from scimsync.api.selectors import journal_entries, lost_edits
 from scimsync.api.views.base import actor
-from scimsync.models import JournalChange, JournalEntry
+from scimsync.models import JournalChange, JournalEntry, ScimRequestLog
 from scimsync.sync import services
 from scimsync.sync.selectors import at_risk_report
 
@@ -117,6 +117,25 @@ class ConnectionJournal(generics.ListAPIView):
             return JournalEntry.objects.none()
         connection = get_object_or_404(Connection, pk=self.kwargs["pk"])
         return journal_entries().filter(connection=connection)
+
+
+@extend_schema(tags=["journal"])
+class ConnectionRequestLog(generics.ListAPIView):
+    """What the IdP sent recently: each SCIM write (and each failed request), decoded per attribute
+    with what the product did with it, newest first. Reads are not logged."""
+
+    serializer_class = s.RequestLogSerializer
+    # The admin shows the log on the connection's page: whoever may view the connection may read it.
+    required_perms = {"GET": ("mappings.view_connection",)}
+    filterset_class = RequestLogFilter
+    ordering_fields = ["id", "created_at", "status"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no URL arguments
+            return ScimRequestLog.objects.none()
+        connection = get_object_or_404(Connection, pk=self.kwargs["pk"])
+        return ScimRequestLog.objects.filter(connection=connection)
 
 
 @extend_schema(tags=["journal"])

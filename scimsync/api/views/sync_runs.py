@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scimsync.api import serializers as s
+from scimsync.api.conventions import detail_response
 from scimsync.api.errors import Conflict, ErrorSerializer
 from scimsync.api.filters import SyncRunFilter
 from scimsync.models import SyncRun
@@ -47,6 +48,24 @@ class SyncRunDetail(generics.RetrieveAPIView):
     serializer_class = s.SyncRunSerializer
     required_perms = {"GET": ("scimsync.view_syncrun",)}
     queryset = SyncRun.objects.all()
+    etag = True  # a monitor polling an unchanged run gets 304 without a body
+
+    def retrieve(self, request, *args, **kwargs):
+        return detail_response(request, self.get_serializer(self.get_object()).data)
+
+
+@extend_schema(tags=TAG)
+class SyncRunDryRun(APIView):
+    required_perms = {"GET": ("scimsync.view_syncrun",)}
+
+    @extend_schema(responses={200: s.DryRunRowSerializer(many=True), 409: ErrorSerializer})
+    def get(self, request, pk: int):
+        """What a held run would overwrite (at most 500 rows), as the admin shows before approval.
+        409 unless the run is held: once it has run, its journal tells what it did."""
+        run = get_object_or_404(SyncRun, pk=pk)
+        if run.state != SyncRun.State.HELD:
+            raise Conflict(f"Only held runs have a dry run; this one is {run.state}.")
+        return Response(s.DryRunRowSerializer(runs.sync_run_preview(run=run), many=True).data)
 
 
 @extend_schema(tags=TAG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from mappings.catalogue import get_attribute
 from scimsync.api import serializers as s
+from scimsync.api.conventions import check_if_match, detail_response, etag_of
 from scimsync.api.errors import Conflict, ErrorSerializer
 from scimsync.api.filters import JournalFilter, UserFilter
 from scimsync.api.selectors import journal_entries, users_with_risk
@@ -48,13 +50,14 @@ class UserDetail(generics.RetrieveAPIView):
 
     serializer_class = s.UserDetailSerializer
     required_perms = {"GET": ("users.view_user",)}
+    etag = True
 
     def get_queryset(self):
         return users_with_risk().select_related("manager")
 
     def retrieve(self, request, *args, **kwargs):
         user = self.get_object()
-        return Response(s.UserDetailSerializer(user, context=_detail_context(user)).data)
+        return detail_response(request, s.UserDetailSerializer(user, context=_detail_context(user)).data)
 
 
 def _user_and_attribute(pk: int, attribute: str, **filters) -> User:
@@ -66,32 +69,49 @@ def _user_and_attribute(pk: int, attribute: str, **filters) -> User:
     return user
 
 
-def _row_response(user: User, attribute: str) -> Response:
+def _row_data(user: User, attribute: str) -> dict:
     user.refresh_from_db()
     context = _detail_context(user)
     row = next(r for r in context["rows"] if r.attribute.short_name == attribute)
-    return Response(s.AttributeRowSerializer(row, context=context).data)
+    return s.AttributeRowSerializer(row, context=context).data
+
+
+def _row_response(user: User, attribute: str) -> Response:
+    return Response(_row_data(user, attribute))
 
 
 @extend_schema(tags=TAG)
 class UserAttribute(APIView):
     required_perms = {"GET": ("users.view_user",), "PUT": ("users.change_user",)}
+    etag = True
+    if_match = ("PUT",)
 
     @extend_schema(responses=s.AttributeRowSerializer)
     def get(self, request, pk: int, attribute: str):
         """One attribute: its value and whether the next sync will overwrite it."""
-        return _row_response(_user_and_attribute(pk, attribute), attribute)
+        return detail_response(request, _row_data(_user_and_attribute(pk, attribute), attribute))
 
     @extend_schema(request=s.LocalEditSerializer, responses=s.AttributeRowSerializer)
     def put(self, request, pk: int, attribute: str):
-        """A local edit, as in the admin: kept, never refused; flagged at risk at once if the IdP owns it."""
+        """A local edit, as in the admin: kept, never refused; flagged at risk at once if the IdP owns it.
+
+        With If-Match (the ETag of a GET of this attribute) the edit is made only if
+        nothing changed since that GET: a help-desk tool then never overwrites a
+        colleague's edit or a push it has not seen."""
         user = _user_and_attribute(pk, attribute)
         value = valid(s.LocalEditSerializer, request)["value"]
-        try:
-            services.user_local_edit(user=user, attribute=attribute, value=value, actor=actor(request))
-        except InvalidValue as error:
-            raise ValidationError({"value": [str(error)]}) from None
-        return _row_response(user, attribute)
+        with transaction.atomic():
+            if "If-Match" in request.headers:
+                # The user's row lock (the service takes it too) holds off a concurrent edit
+                # between the comparison and the write.
+                User.objects.select_for_update(of=("self",)).only("pk").get(pk=user.pk)
+                check_if_match(request, _row_data(user, attribute))
+            try:
+                services.user_local_edit(user=user, attribute=attribute, value=value, actor=actor(request))
+            except InvalidValue as error:
+                raise ValidationError({"value": [str(error)]}) from None
+        data = _row_data(user, attribute)
+        return Response(data, headers={"ETag": etag_of(data)})
 
 
 @extend_schema(tags=TAG)

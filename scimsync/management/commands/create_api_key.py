@@ -1,6 +1,9 @@
 """Create an API key for a local account; print only the key (for scripts).
 
-    python manage.py create_api_key USER_NAME [--scope read_only|read_write] [--label L]
+    python manage.py create_api_key USER_NAME [--scope read-only|read-write] [--label L]
+
+The key acts as USER_NAME (a local account) with that account's admin permissions;
+the scope can only narrow them. Only its digest is stored: keep the printed key.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("user_name", help="The local account (admin) the key acts as.")
-        parser.add_argument("--scope", choices=ApiKey.Scope.values, default=ApiKey.Scope.READ_ONLY,
-                            help="read_only (default) or read_write; the owner's permissions apply either way.")
+        parser.add_argument("--scope", type=lambda v: v.replace("-", "_"), choices=ApiKey.Scope.values,
+                            default=ApiKey.Scope.READ_ONLY,
+                            help="read-only (default) or read-write; the owner's permissions apply either way.")
         parser.add_argument("--label", default="create_api_key", help="Label shown in the admin.")
 
     def handle(self, *args, user_name: str, scope: str, label: str, **options):
