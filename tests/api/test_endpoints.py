@@ -498,3 +498,9 @@ def test_a_method_an_endpoint_does_not_have_is_405_not_403(api, client_as, bob):
     for client in (api, client_as(bob)):
         response = client.delete("/api/v1/users/")
         assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+
+
+def test_options_describes_an_endpoint_to_whoever_may_call_it(api, client_as, charlie, ada):
+    url = f"/api/v1/users/{ada.pk}/attributes/title/revert/"  # POST only
+    assert api.options(url).status_code == 200
+    assert client_as(charlie).options(url).status_code == 403
