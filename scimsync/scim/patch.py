@@ -156,7 +156,7 @@ def _apply_path(doc, op, path: Path, value, shape: Shape, touches, *, pathless: 
         if op == "remove" or value is None:
             container.pop(attr, None)
         else:
-            container[attr] = _coerce(attr, value, shape)
+            container[attr] = _coerce(attr, value, shape, declared=urn is None or urn in shape.extensions)
     if urn is not None and not container:
         doc.pop(urn, None)
 
@@ -189,13 +189,25 @@ def _resolve_attr(path: Path, shape: Shape) -> tuple[str | None, str | None]:
     return path.urn, path.attr
 
 
-def _coerce(attr: str, value: Any, shape: Shape) -> Any:
-    """Entra sends booleans as "True"/"False"; read them as booleans (never bool("False"))."""
+def _coerce(attr: str, value: Any, shape: Shape, *, declared: bool = True) -> Any:
+    """The value one operation writes, checked against the attribute's type before anything else
+    runs (RFC 7644 §3.5.2: a later operation must not hide an invalid one; the PATCH fails whole).
+
+    Entra sends booleans as "True"/"False": read as booleans (never bool("False")). Every other
+    attribute scimsync declares is a string; an undeclared extension's value is kept as sent.
+    """
     if attr in shape.booleans:
         return _boolean(attr, value)
     if isinstance(value, (dict, list)):
         raise errors.invalid_value(f"{attr} must be a single value")
+    if declared:
+        _check_string(attr, value)
     return value
+
+
+def _check_string(attr: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise errors.invalid_value(f"{attr} must be a string, got {type(value).__name__}")
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -214,6 +226,8 @@ def _canon_entry(value: Any, subs: dict[str, str], attr: str) -> dict:
         name = subs.get(key.lower(), key) if isinstance(key, str) else key
         if name == "primary" and item is not None:
             item = _boolean(f"{attr}.primary", item)
+        elif name in subs.values():
+            _check_string(f"{attr}.{name}", item)
         entry[name] = item
     return entry
 
@@ -286,6 +300,7 @@ def _apply_multi(container, op, attr, path: Path, value, subs) -> None:
             new = [_canon_entry(v, subs, attr) for v in new]
             if op == "replace":
                 entries = []
+            _mark_chosen(new)
             _add_entries(entries, new, attr)
     else:
         # `emails[type eq "work"].value` selects the matching entries; `emails.display`
@@ -303,9 +318,12 @@ def _apply_multi(container, op, attr, path: Path, value, subs) -> None:
                     entries[i].pop(sub, None)
                 entries = [e for e in entries if _has_content(e)]
         else:
+            if sub is not None and sub != "primary":
+                _check_string(f"{attr}.{sub}", value)
             patch = {sub: value} if sub is not None else _canon_entry(value, subs, attr)
             if "primary" in patch and patch["primary"] is not None:
                 patch["primary"] = _boolean(f"{attr}.primary", patch["primary"])
+            _mark_chosen([patch])
             if hits:
                 for i in hits:
                     entries[i].update(patch)
@@ -322,7 +340,17 @@ def _apply_multi(container, op, attr, path: Path, value, subs) -> None:
 
 
 def _has_content(entry: dict) -> bool:
-    return any(v not in (None, "") for k, v in entry.items() if k not in ("type", "primary"))
+    return any(v not in (None, "") for k, v in entry.items() if k not in ("type", "primary", _CHOSEN))
+
+
+# Marks, for the length of one operation, the entries it sets primary on.
+_CHOSEN = "\x00chosen"
+
+
+def _mark_chosen(entries: list[dict]) -> None:
+    for entry in entries:
+        if entry.get("primary") is True:
+            entry[_CHOSEN] = True
 
 
 def _add_entries(entries: list[dict], new: list[dict], attr: str) -> None:
@@ -363,10 +391,15 @@ def _remove_listed(entries: list[dict], value: Any, attr: str) -> list[dict]:
 
 
 def _one_primary(entries: list[dict]) -> None:
-    """RFC 7643 §2.4: at most one entry is primary; the last one set wins."""
+    """RFC 7644 §3.5.2: an operation that sets `primary` true on a value makes every other value
+    of the attribute non-primary (RFC 7643 §2.4: at most one). The value this operation set wins;
+    when no operation chose one, the last primary of the list stays primary."""
+    chosen = [e for e in entries if e.pop(_CHOSEN, False)]
     primaries = [e for e in entries if e.get("primary") is True]
-    for entry in primaries[:-1]:
-        entry["primary"] = False
+    winner = chosen[-1] if chosen else primaries[-1] if primaries else None
+    for entry in primaries:
+        if entry is not winner:
+            entry["primary"] = False
 
 
 def _entry_from_filter(node) -> dict:

@@ -1,0 +1,59 @@
+"""PATCH faults the property test (tests/property/test_patch_property.py) found, pinned over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ENTERPRISE, USER_SCHEMA
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ann(scim):
+    response = scim.post("/Users", {
+        "schemas": [USER_SCHEMA], "userName": "ann@example.com", "title": "Engineer",
+        "emails": [{"type": "work", "value": "ann@example.com", "primary": True},
+                   {"type": "home", "value": "ann@home.example"}],
+    })
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def primaries(doc) -> list[str]:
+    return [e["type"] for e in doc["emails"] if e.get("primary") is True]
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "replace", "path": 'emails[type eq "home"].primary', "value": True},
+    {"op": "Replace", "path": 'emails[type eq "home"]', "value": {"primary": "True"}},
+    {"op": "add", "path": "emails", "value": [{"type": "home", "value": "ann@home.example", "primary": True}]},
+])
+def test_the_value_set_primary_wins_whatever_its_position(scim, ann, operation):
+    """RFC 7644 §3.5.2: setting "primary" true on a value SHALL set it false on every other value.
+    Before, the last primary in catalogue order won, so making work primary again was ignored."""
+    doc = scim.patch(f"/Users/{ann}", [operation]).json()
+    assert primaries(doc) == ["home"]
+    back = scim.patch(f"/Users/{ann}", [{"op": "replace", "path": 'emails[type eq "work"].primary', "value": True}])
+    assert back.status_code == 200, back.text
+    assert primaries(back.json()) == ["work"]
+    assert primaries(scim.get(f"/Users/{ann}").json()) == ["work"]
+
+
+@pytest.mark.parametrize("invalid, later", [
+    ({"op": "replace", "path": "title", "value": 12}, {"op": "remove", "path": "title"}),
+    ({"op": "add", "path": 'emails[type eq "work"].value', "value": 7}, {"op": "remove", "path": "emails"}),
+    ({"op": "add", "path": "name", "value": {"givenName": True}}, {"op": "remove", "path": "name"}),
+    ({"op": "add", "path": f"{ENTERPRISE}:department", "value": 3.5},
+     {"op": "remove", "path": f"{ENTERPRISE}:department"}),
+    ({"op": "add", "path": f"{ENTERPRISE}:manager", "value": 42}, {"op": "remove", "path": f"{ENTERPRISE}:manager"}),
+])
+def test_an_invalid_value_fails_the_patch_even_when_a_later_operation_removes_it(scim, ann, invalid, later):
+    """RFC 7644 §3.5.2 / §3.12: each operation's value is checked against the attribute's type;
+    one invalid operation fails the whole PATCH (400 invalidValue) and nothing applies. Before,
+    only the final document was checked, so a later remove hid the wrong type."""
+    before = scim.get(f"/Users/{ann}").json()
+    response = scim.patch(f"/Users/{ann}", [invalid, later])
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidValue" and response.json()["status"] == "400"
+    assert scim.get(f"/Users/{ann}").json() == before
