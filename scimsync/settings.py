@@ -142,6 +142,14 @@ if CELERY_BROKER_URL is None:
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
+else:
+    # kombu waits forever on a Redis that stops answering without closing the
+    # connection (a frozen host, a failover); a publish then hangs an admin's click.
+    # socket_timeout stays above the consumer's 1 s BRPOP.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Deployments (or test runs) sharing one Redis keep apart by queue name; workers,
+# beat and web processes of one deployment must agree on it.
+CELERY_TASK_DEFAULT_QUEUE = env_str("SCIMSYNC_CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -159,6 +167,9 @@ CELERY_TASK_PUBLISH_RETRY = False
 SCIMSYNC = {
     # Users synced per batch in a deferred sync: one transaction per batch.
     "SYNC_BATCH_SIZE": env_int("SCIMSYNC_SYNC_BATCH_SIZE", 500, minimum=1),
+    # A running sync whose worker renewed no heartbeat (after each batch) for this
+    # long is taken to be abandoned (worker killed) and is resumed by the sweep.
+    "SYNC_LEASE_SECONDS": env_int("SCIMSYNC_SYNC_LEASE_SECONDS", 600, minimum=5),
     # Default declared cadence of a new connection (Entra's cycle is 40 minutes).
     "DEFAULT_CADENCE": timedelta(minutes=env_int("SCIMSYNC_DEFAULT_CADENCE_MINUTES", 40, minimum=1)),
     # The most resources a list page returns; advertised in ServiceProviderConfig.

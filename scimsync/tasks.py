@@ -5,7 +5,15 @@ from celery import shared_task
 from scimsync.sync import runs
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# acks_late + reject_on_worker_lost: a worker that dies mid-run does not ack its message.
+# A transient database error puts the run back to QUEUED and is retried with backoff
+# and jitter; after the last retry the queued run waits for the sweep. Every other
+# error has already marked the run FAILED (an admin retries it).
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+    autoretry_for=(runs.TransientRunError,), retry_backoff=5, retry_backoff_max=300, retry_jitter=True,
+    max_retries=5,
+)
 def execute_sync_run(run_id: int) -> None:
     runs.sync_run_execute(run_id=run_id)
 

@@ -4,7 +4,7 @@ The row is written before the task is queued, so a broker outage loses
 nothing: a queued run whose message never left is re-queued by
 `sync_runs_requeue_stale`. A worker claims a run with a conditional UPDATE and
 checkpoints per batch, so a second delivery of the same message finds the run
-claimed or resumes after the last finished batch; user_sync is idempotent.
+claimed or resumes after the last finished batch; users_sync is idempotent.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mappings.models import Connection
 from scimsync.models import AttributeState, SyncRun
-from scimsync.sync.services import Actor, user_sync
+from scimsync.sync.services import Actor, users_sync
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ def sync_run_approve(*, run: SyncRun, approved_by: User) -> bool:
 
 
 def sync_run_dispatch(*, run_id: int) -> bool:
-    """Send the run to the broker; on failure leave it queued for the sweep."""
+    """Send the run to the broker; on failure leave it queued for the sweep.
+
+    Never raises and never waits long: it runs on commit of an admin's click.
+    The broker's connect and socket timeouts (settings.py) bound the wait.
+    """
     from scimsync.tasks import execute_sync_run
 
     try:
@@ -92,17 +97,44 @@ def sync_run_dispatch(*, run_id: int) -> bool:
     return True
 
 
-def sync_runs_requeue_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Re-send queued runs whose message may have been lost. Safe to repeat: claiming is atomic."""
-    cutoff = timezone.now() - older_than
-    stale = SyncRun.objects.filter(state=SyncRun.State.QUEUED, queued_at__lt=cutoff)
-    ids = list(stale.values_list("pk", flat=True))
-    SyncRun.objects.filter(pk__in=ids).update(queued_at=timezone.now())
-    return sum(sync_run_dispatch(run_id=i) for i in ids)
+def _stale_runs(now):
+    """Runs whose message may be lost: queued too long ago, or running with an expired lease.
+
+    A RUNNING run's worker renews heartbeat_at after every batch; one that has
+    not for longer than the lease died (SIGKILL, OOM, a lost host), and with an
+    acks_late message on Redis its message only comes back after the visibility
+    timeout (an hour), on the filesystem broker never.
+    """
+    queued = Q(state=SyncRun.State.QUEUED, queued_at__lt=now - REQUEUE_AFTER)
+    abandoned = Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - lease())
+    return SyncRun.objects.filter(queued | abandoned).order_by("pk")
 
 
-# A RUNNING run whose last batch finished longer ago than this was left by a dead worker.
-LEASE = timedelta(minutes=10)
+def sync_runs_requeue_stale(*, now=None) -> int:
+    """Re-send the runs whose message may have been lost (the beat's sweep).
+
+    Safe to repeat, and a duplicate message is harmless: claiming is atomic.
+    Stops at the first run the broker refuses, so a sweep during an outage
+    costs one connect timeout, not one per waiting run.
+    """
+    now = now or timezone.now()
+    sent = 0
+    for run_id in list(_stale_runs(now).values_list("pk", flat=True)):
+        # Bumped first: a run just re-sent is not stale again until REQUEUE_AFTER has passed.
+        SyncRun.objects.filter(pk=run_id, state=SyncRun.State.QUEUED).update(queued_at=now)
+        if not sync_run_dispatch(run_id=run_id):
+            break
+        sent += 1
+    return sent
+
+
+# A queued run whose message has not been consumed after this long is sent again.
+REQUEUE_AFTER = timedelta(minutes=2)
+
+
+def lease() -> timedelta:
+    """How long a RUNNING run's heartbeat stays valid (settings.SCIMSYNC["SYNC_LEASE_SECONDS"])."""
+    return timedelta(seconds=settings.SCIMSYNC["SYNC_LEASE_SECONDS"])
 
 
 def _claim(run_id: int) -> bool:
@@ -112,50 +144,83 @@ def _claim(run_id: int) -> bool:
     run RUNNING with a fresh heartbeat and returns without doing anything.
     """
     now = timezone.now()
-    claimable = Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - LEASE)
+    claimable = Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - lease())
     claimed = SyncRun.objects.filter(claimable, pk=run_id).update(
-        state=SyncRun.State.RUNNING, started_at=now, heartbeat_at=now
+        state=SyncRun.State.RUNNING, started_at=Coalesce("started_at", now), heartbeat_at=now
     )
     return claimed == 1
 
 
+class TransientRunError(Exception):
+    """The database failed in a way worth retrying; the run was put back in the queue."""
+
+
+# Lost connections, deadlocks, lock and serialization timeouts: another attempt may succeed.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
 def sync_run_execute(*, run_id: int) -> None:
-    """Sync every user of the run in batches, checkpointing after each batch."""
+    """Sync every user of the run in batches, checkpointing after each batch.
+
+    Each batch is one transaction that also advances the checkpoint, so a worker
+    killed mid-batch leaves nothing of that batch behind, and whoever resumes the
+    run starts after the last committed batch: counts and journal stay exact.
+    Raises TransientRunError (after putting the run back to QUEUED) on errors
+    worth retrying; any other error marks the run FAILED.
+    """
     if not _claim(run_id):
         return
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
     batch_size = settings.SCIMSYNC["SYNC_BATCH_SIZE"]
     actor = Actor(label=f"sync run {run.pk}", sync_run=run)
     users = _run_users(run.connection_id, run.user_ids or None).order_by("pk")
+    if run.checkpoint == 0:
+        # Users came or went since the run was queued (an outage may have lasted hours):
+        # the progress the admin sees counts the users this run will actually sync.
+        run.users_total = users.count()
+        _owned(run).update(users_total=run.users_total)
     try:
         while True:
-            batch = list(users.filter(pk__gt=run.checkpoint)[:batch_size])
+            batch = list(users.filter(pk__gt=run.checkpoint).values_list("pk", flat=True)[:batch_size])
             if not batch:
                 break
-            overwritten = lost = 0
             with transaction.atomic():
-                for user in batch:
-                    outcome = user_sync(user=user, actor=actor)
-                    overwritten += outcome.overwritten
-                    lost += outcome.lost_edits
+                outcome = users_sync(user_ids=batch, actor=actor)
                 # Conditional on the checkpoint this worker read: if another worker took
                 # the run over meanwhile, this batch rolls back and this worker stops.
-                advanced = SyncRun.objects.filter(pk=run.pk, checkpoint=run.checkpoint).update(
-                    checkpoint=batch[-1].pk, users_done=F("users_done") + len(batch),
-                    attributes_overwritten=F("attributes_overwritten") + overwritten,
-                    lost_edits=F("lost_edits") + lost, heartbeat_at=timezone.now(),
+                advanced = _owned(run).update(
+                    checkpoint=batch[-1], users_done=F("users_done") + len(batch),
+                    attributes_overwritten=F("attributes_overwritten") + outcome.overwritten,
+                    lost_edits=F("lost_edits") + outcome.lost_edits, heartbeat_at=timezone.now(),
                 )
                 if not advanced:
                     transaction.set_rollback(True)
                     return
-            run.checkpoint = batch[-1].pk
+            run.checkpoint = batch[-1]
+    except TRANSIENT_ERRORS as error:
+        logger.warning("sync run %s: transient error, queued again: %s", run_id, error)
+        _release(run)
+        raise TransientRunError(f"{type(error).__name__}: {error}") from error
     except Exception as error:
         logger.exception("sync run %s failed", run_id)
-        SyncRun.objects.filter(pk=run_id).update(
+        _owned(run).update(
             state=SyncRun.State.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
         )
         return
-    SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.SUCCEEDED, finished_at=timezone.now())
+    _owned(run).update(state=SyncRun.State.SUCCEEDED, finished_at=timezone.now())
+
+
+def _owned(run: SyncRun):
+    """The run, if this worker still holds it: RUNNING at the checkpoint this worker wrote last."""
+    return SyncRun.objects.filter(pk=run.pk, state=SyncRun.State.RUNNING, checkpoint=run.checkpoint)
+
+
+def _release(run: SyncRun) -> None:
+    """Hand a run back to the queue; if the database is gone too, the lease expires instead."""
+    try:
+        _owned(run).update(state=SyncRun.State.QUEUED, queued_at=timezone.now())
+    except TRANSIENT_ERRORS:
+        logger.warning("sync run %s: could not release it; the sweep resumes it after the lease", run.pk)
 
 
 def sync_run_retry(*, run: SyncRun, requested_by: User | None) -> SyncRun:

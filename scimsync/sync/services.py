@@ -21,7 +21,7 @@ from mappings.presets import preset_mapped_attributes
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
-from users.models import User
+from users.models import User, name_key
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,11 @@ class SyncOutcome:
 class _StateBook:
     """The AttributeState rows of one user, loaded once and saved in bulk."""
 
-    def __init__(self, user: User):
+    def __init__(self, user: User, rows: Iterable[AttributeState] | None = None):
         self.user = user
-        self.rows = {s.attribute: s for s in AttributeState.objects.filter(user=user)}
+        if rows is None:
+            rows = AttributeState.objects.filter(user=user)
+        self.rows = {s.attribute: s for s in rows}
         self.touched: set[str] = set()
 
     def get(self, name: str) -> AttributeState | None:
@@ -72,16 +74,24 @@ class _StateBook:
     def mark(self, name: str) -> None:
         self.touched.add(name)
 
+    def touched_rows(self) -> list[AttributeState]:
+        return [self.rows[n] for n in self.touched]
+
     def save(self) -> None:
-        rows = [self.rows[n] for n in self.touched]
-        new = [r for r in rows if r.pk is None]
-        old = [r for r in rows if r.pk is not None]
-        AttributeState.objects.bulk_create(new)
-        AttributeState.objects.bulk_update(
-            old,
-            ["idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
-             "local_edit_at", "local_edit_before", "at_risk"],
-        )
+        _save_states(self.touched_rows())
+
+
+def _save_states(rows: list[AttributeState]) -> None:
+    # Split before inserting: bulk_create gives the new rows their pk, and they need no UPDATE.
+    new = [r for r in rows if r.pk is None]
+    old = [r for r in rows if r.pk is not None]
+    AttributeState.objects.bulk_create(new)
+    AttributeState.objects.bulk_update(
+        old,
+        ["idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
+         "local_edit_at", "local_edit_before", "at_risk"],
+        batch_size=1000,
+    )
 
 
 def compute_at_risk(
@@ -245,20 +255,85 @@ def user_receive_push(
     return outcome
 
 
-@transaction.atomic
 def user_sync(*, user: User, actor: Actor) -> SyncOutcome:
     """A deferred sync of one user: mapped attributes take their IdP values."""
-    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
-    ownership = Ownership.for_connection(user.connection_id)
-    book = _StateBook(user)
+    return users_sync(user_ids=[user.pk], actor=actor)
+
+
+def _user_fields(attribute: Attribute) -> list[str]:
+    """The users.User columns that write_value sets for an attribute."""
+    if attribute.is_custom:
+        return ["custom_attributes"]
+    return ["user_name", "user_name_key"] if attribute.field == "user_name" else [_field_name(attribute)]
+
+
+def _field_name(attribute: Attribute) -> str:
+    assert attribute.field is not None, attribute
+    return attribute.field
+
+
+@transaction.atomic
+def users_sync(*, user_ids: list[int], actor: Actor) -> SyncOutcome:
+    """A deferred sync of many users at once; the same rules as a sync of each in turn.
+
+    One transaction and a fixed number of queries per call, whatever the number
+    of users: the users are locked in primary-key order (so concurrent batches
+    and pushes, which lock one user, wait rather than deadlock), their states are
+    read in one query, and users, states and journal are written in bulk. Users
+    that no longer exist are skipped. Idempotent: a second call changes nothing.
+    """
+    users = list(
+        User.objects.select_for_update(of=("self",)).select_related("manager")
+        .filter(pk__in=user_ids).order_by("pk")
+    )
+    rows_by_user: dict[int, list[AttributeState]] = {}
+    for state in AttributeState.objects.filter(user_id__in=[u.pk for u in users]):
+        rows_by_user.setdefault(state.user_id, []).append(state)
     attrs = all_attributes()
-    changes = _sync_mapped(user, book, ownership, attrs)
-    _refresh_flags(user, book, ownership, attrs)
-    if changes:
-        _save_user(user)
-        _journal(user, JournalEntry.Kind.SYNC, actor, changes)
-    book.save()
-    return SyncOutcome(changes)
+    ownerships: dict[int, Ownership] = {}
+    now = timezone.now()
+    changed_users: list[User] = []
+    changed_fields: set[str] = set()
+    journal: list[tuple[User, list[JournalChange]]] = []
+    states: list[AttributeState] = []
+    for user in users:
+        if user.connection_id not in ownerships:
+            ownerships[user.connection_id] = Ownership.for_connection(user.connection_id)
+        ownership = ownerships[user.connection_id]
+        book = _StateBook(user, rows_by_user.get(user.pk, []))
+        changes = _sync_mapped(user, book, ownership, attrs)
+        _refresh_flags(user, book, ownership, attrs)
+        states += book.touched_rows()
+        if changes:
+            user.version += 1
+            user.updated_at = now  # auto_now is not applied by bulk_update
+            if any(c.attribute == "user_name" for c in changes):
+                user.user_name_key = name_key(user.user_name)
+            changed_fields.update(f for c in changes for f in _user_fields(get_attribute(c.attribute)))
+            changed_users.append(user)
+            journal.append((user, changes))
+    if changed_users:
+        User.objects.bulk_update(changed_users, sorted(changed_fields | {"version", "updated_at"}), batch_size=500)
+    _save_states(states)
+    _journal_many(JournalEntry.Kind.SYNC, actor, journal, now)
+    return SyncOutcome([c for _, changes in journal for c in changes])
+
+
+def _journal_many(
+    kind: str, actor: Actor, journal: list[tuple[User, list[JournalChange]]], now
+) -> None:
+    """_journal for many users: two INSERTs in all."""
+    entries = JournalEntry.objects.bulk_create([
+        JournalEntry(
+            user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
+            source=actor.label, actor=actor.user, sync_run=actor.sync_run, created_at=now,
+        )
+        for user, _ in journal
+    ], batch_size=1000)
+    for entry, (_, changes) in zip(entries, journal, strict=True):
+        for change in changes:
+            change.entry = entry
+    JournalChange.objects.bulk_create([c for _, changes in journal for c in changes], batch_size=1000)
 
 
 @transaction.atomic

@@ -111,7 +111,7 @@ def test_a_second_delivery_does_not_run_a_run_another_worker_holds(connection):
     run = SyncRun.objects.create(connection=connection, users_total=1)
     assert runs._claim(run.pk)
     assert not runs._claim(run.pk)  # the first worker is alive: its heartbeat is fresh
-    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - runs.LEASE - timedelta(seconds=1))
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - runs.lease() - timedelta(seconds=1))
     assert runs._claim(run.pk)  # the first worker died: the run is resumed
 
 
