@@ -14,6 +14,7 @@ import requests
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from mappings.models import Connection, CustomAttribute, MappingChange, ScimToken
 from mappings.services import token_create
@@ -251,3 +252,22 @@ def test_the_live_api_answers_json_errors_everywhere(live_server, alice):
         assert response.status_code == 404 and response.json()["code"] == "not_found", path
     response = api.request("POST", "/connections/", data="{not json", headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["code"] == "parse_error"
+
+
+@pytest.mark.django_db
+def test_an_admin_creates_a_key_in_the_admin_and_sees_it_once(client, alice, bob):
+    """Issue 5: keys are made by an admin; the plaintext is shown once, then only its digest is kept."""
+    client.force_login(alice)
+    response = client.post("/admin/scimsync/apikey/add/", {"owner": bob.pk, "label": "export", "scope": "read_only"},
+                           follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    plaintext = next(word for m in shown for word in m.replace("<", " <").replace(">", "> ").split()
+                     if word.startswith(ApiKey.PREFIX))
+    key = ApiKey.objects.get()
+    assert (key.owner, key.scope, key.digest) == (bob, "read_only", ApiKey.digest_of(plaintext))
+    assert client.get(f"/admin/scimsync/apikey/{key.pk}/change/").content.count(plaintext.encode()) == 0
+    api = APIClient()
+    assert api.get("/api/v1/users/", HTTP_AUTHORIZATION=f"Api-Key {plaintext}").status_code == 200
+
+    client.post("/admin/scimsync/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert api.get("/api/v1/users/", HTTP_AUTHORIZATION=f"Api-Key {plaintext}").status_code == 401
