@@ -8,6 +8,9 @@ Custom attributes live in the CustomAttribute table and are added at run time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -135,8 +138,33 @@ def all_attributes() -> list[Attribute]:
     """Built-in attributes followed by the custom ones defined in the admin."""
     from mappings.models import CustomAttribute
 
+    snapshot = _snapshot.get()
+    if snapshot:
+        return list(snapshot[0])
     customs = [custom_attribute(n) for n in CustomAttribute.objects.values_list("name", flat=True)]
-    return [*BUILTIN_ATTRIBUTES, *customs]
+    attributes = [*BUILTIN_ATTRIBUTES, *customs]
+    if snapshot is not None:
+        snapshot.append(attributes)
+    return attributes
+
+
+# Inside catalogue_snapshot(): [] until all_attributes() first runs, then [the attributes].
+_snapshot: ContextVar[list[list[Attribute]] | None] = ContextVar("catalogue_snapshot", default=None)
+
+
+@contextmanager
+def catalogue_snapshot() -> Iterator[None]:
+    """Within the block, all_attributes() reads the custom attributes once.
+
+    A SCIM write asks for the catalogue in the adapter, the sync engine, the
+    response and the request log: one query instead of four. For one request,
+    where a custom attribute added meanwhile would not be used anyway.
+    """
+    token = _snapshot.set([])
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
 
 
 def get_attribute(short_name: str) -> Attribute:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from mappings.catalogue import catalogue_snapshot
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
 
@@ -21,15 +22,18 @@ class ScimRequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if not request.path.startswith(SCIM_PREFIX):
+            return self.get_response(request)
         body = b""
-        if request.path.startswith(SCIM_PREFIX) and request.method != "GET" and self.small(request):
+        if request.method != "GET" and self.small(request):
             body = request.body
-        response = self.get_response(request)
-        if request.path.startswith(SCIM_PREFIX) and (request.method != "GET" or response.status_code >= 400):
-            try:
-                self.record(request, response, body)
-            except Exception:
-                logger.exception("could not record SCIM request %s %s", request.method, request.path)
+        with catalogue_snapshot():  # the catalogue read once for the request and its log row
+            response = self.get_response(request)
+            if request.method != "GET" or response.status_code >= 400:
+                try:
+                    self.record(request, response, body)
+                except Exception:
+                    logger.exception("could not record SCIM request %s %s", request.method, request.path)
         return response
 
     @staticmethod
