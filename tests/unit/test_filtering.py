@@ -498,3 +498,18 @@ def test_sql_and_python_agree(people, text):
     node = parse_filter(text)
     in_python = {u.user_name for u in User.objects.all() if evaluate(node, scim_json(u))}
     assert names(text) == in_python
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ['title gt "a-b"', 'userName le "b"', 'externalId lt "X"',
+                                  f'{CUSTOM_USER}:badgeNumber ge "1"'])
+def test_ordering_comparisons_use_code_point_order_on_postgresql(text):
+    """RFC 7644 §3.4.2.2 gt/ge/lt/le compare lexicographically; scimsync uses code-point order
+    everywhere (Python, SQLite, sortBy), so PostgreSQL must not use its database collation."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite compares in code-point order (BINARY) already")
+    CustomAttribute.objects.get_or_create(name="badgeNumber")
+    sql = str(User.objects.filter(users_q(parse_filter(text))).query)
+    assert 'COLLATE "C"' in sql, sql

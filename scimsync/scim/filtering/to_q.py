@@ -272,6 +272,8 @@ def _compare_string(target: Col, op: str, value: str) -> QB:
 
 def _string_test(target: Col, op: str, value: str) -> QB:
     lookup = _LOOKUPS[op]
+    if op in _ORDERING and db.vendor == "postgresql":
+        return _ordered_in_code_points(target, lookup, value)
     if target.folded:
         return _lookup(target, lookup, name_key(value))
     if target.case_exact and op in ("co", "sw", "ew"):
@@ -284,6 +286,25 @@ def _string_test(target: Col, op: str, value: str) -> QB:
     if op in _ORDERING:
         return Q(_TEXT.get_lookup(lookup)(Lower(target.expression()), value.lower()))
     return _lookup(target, f"i{lookup}", value)
+
+
+def _ordered_in_code_points(target: Col, lookup: str, value: str) -> Q:
+    """gt/ge/lt/le in Unicode code-point order, as sortBy sorts (sorting.py) and as Python compares,
+    not in the database's collation (en_US puts "a-b" after "ab", "C" before it)."""
+    if target.folded:
+        expr, probe = target.expression(), name_key(value)
+    elif target.case_exact:
+        expr, probe = target.expression(), value
+    else:
+        expr, probe = Lower(target.expression()), value.lower()
+    return Q(_TEXT.get_lookup(lookup)(CollateC(expr), probe))
+
+
+class CollateC(Func):
+    """`expr COLLATE "C"` on PostgreSQL: byte order of UTF-8, which is code-point order."""
+
+    template = '(%(expressions)s) COLLATE "C"'
+    output_field = TextField()
 
 
 def _folded_test(expr: Any, op: str, probe: str) -> QB:
