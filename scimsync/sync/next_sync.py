@@ -28,8 +28,11 @@ def next_sync(connection: Connection) -> NextSync | None:
     """
     candidates = []
     if connection.sync_schedule is not None:
-        last = connection.last_scheduled_sync_at or timezone.now()
-        candidates.append(NextSync(at=last + connection.sync_schedule, expected=False))
+        last = connection.last_scheduled_sync_at
+        # A schedule that never ran is due at once: beat's next tick starts it
+        # (runs.start_due_scheduled_syncs), not one period from now.
+        at = last + connection.sync_schedule if last is not None else timezone.now()
+        candidates.append(NextSync(at=at, expected=False))
     if connection.last_push_at is not None:
         candidates.append(NextSync(at=connection.last_push_at + connection.sync_cadence, expected=True))
     return min(candidates, key=lambda n: n.at) if candidates else None

@@ -132,3 +132,56 @@ def test_custom_attributes_get_mappings_appear_in_schemas_and_sync(connection):
     services.user_sync(user=user, actor=services.Actor("sync"))
     user.refresh_from_db()
     assert user.custom_attributes == {"badgeNumber": "B-7"}
+
+
+def _next_sync_cell(client, connection) -> str:
+    """The "Next sync" column of the connection list in the admin."""
+    import re
+
+    page = client.get("/admin/mappings/connection/").content.decode()
+    row = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*?>{re.escape(connection.name)}<(?:(?!</tr>).)*</tr>', page, re.S)
+    assert row, page
+    cell = re.search(r'<td class="field-next_sync_column">(.*?)</td>', row.group(0), re.S)
+    return cell.group(1).strip()
+
+
+def _shown(at) -> str:
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def test_a_schedule_produces_runs_and_moves_the_next_sync_shown_in_the_admin(connection, alice):
+    """Issue 4: "a connection's schedule produces runs and moves the next-sync time shown in
+    the admin"; DESIGN.md "Next sync" (scheduled, not marked expected)."""
+    from django.test import Client
+
+    from scimsync import tasks
+
+    _users(connection, 2, edited=1)
+    client = Client()
+    client.force_login(alice)
+    connection.sync_schedule = timedelta(hours=6)
+    connection.last_push_at = None
+    connection.save()
+    before = timezone.now()
+    # Never run yet: due at beat's next tick, not six hours from now.
+    assert _next_sync_cell(client, connection) in {f"{_shown(before)} (scheduled)",
+                                                   f"{_shown(before + timedelta(minutes=1))} (scheduled)"}
+
+    assert tasks.start_due_scheduled_syncs() == 1  # beat's task, run as beat runs it
+    run = SyncRun.objects.get(connection=connection)
+    assert (run.reason, run.users_total, run.users_at_risk) == ("schedule", 2, 1)
+    connection.refresh_from_db()
+    assert connection.last_scheduled_sync_at >= before
+    moved = f"{_shown(connection.last_scheduled_sync_at + timedelta(hours=6))} (scheduled)"
+    assert _next_sync_cell(client, connection) == moved
+    assert "Schedule" in client.get("/admin/scimsync/syncrun/").content.decode()
+
+    assert tasks.start_due_scheduled_syncs() == 0  # not due again for six hours
+    assert SyncRun.objects.filter(connection=connection).count() == 1
+    assert _next_sync_cell(client, connection) == moved
+
+    # An IdP push expected earlier than the schedule wins, marked as an estimate.
+    Connection = type(connection)
+    Connection.objects.filter(pk=connection.pk).update(last_push_at=timezone.now(), sync_cadence=timedelta(minutes=40))
+    connection.refresh_from_db()
+    assert _next_sync_cell(client, connection) == f"{_shown(connection.last_push_at + timedelta(minutes=40))} (expected)"
