@@ -245,7 +245,8 @@ class SCIMGroupAdapter(SCIMMixin):
     @transaction.atomic
     def patch(self, operations: Any) -> None:
         before = build_group_document(self.obj, self.member_ids())
-        after, _ = apply_operations(before, operations, GROUP_SHAPE)
+        after, touches = apply_operations(before, operations, GROUP_SHAPE)
+        _check_users_exist(self.obj.connection_id, _members_written(touches))
         parsed = parse_group_document(after)
         self._save(parsed.display_name, parsed.external_id or "", parsed.member_ids or [])
 
@@ -277,6 +278,42 @@ def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
         taken = taken.exclude(pk=exclude_pk)
     if taken.exists():
         raise errors.uniqueness(f"displayName {name!r} is already taken")
+
+
+def _members_written(touches) -> set[str]:
+    """Every member id an add or replace operation wrote, even one a later operation took out."""
+    ids: set[str] = set()
+    for touch in touches:
+        if touch.attr != "members" or touch.value is None:
+            continue
+        values = touch.value if isinstance(touch.value, list) else [touch.value]
+        for item in values:
+            if isinstance(item, dict):  # sub-attribute names are case-insensitive (RFC 7643 §2.1)
+                value = {str(k).lower(): v for k, v in item.items()}.get("value")
+            else:
+                value = item if touch.sub else None
+            if value is not None:
+                ids.add(value if isinstance(value, str) else repr(value))
+    return ids
+
+
+def _check_users_exist(connection_id: int, member_ids: set[str]) -> None:
+    """RFC 7644 §3.5.2: each operation must be valid, so adding a member who is no user of this
+    connection fails the PATCH even when a later operation removes that member again."""
+    wanted: set[uuid.UUID] = set()
+    for raw in member_ids:
+        try:
+            wanted.add(uuid.UUID(raw))
+        except ValueError:
+            raise errors.invalid_value(f"member {raw!r} is not a user id") from None
+    if not wanted:
+        return
+    found = set(
+        User.objects.filter(connection_id=connection_id, scim_id__in=_json_ids(wanted, "uuid"))
+        .values_list("scim_id", flat=True)
+    )
+    if missing := wanted - found:
+        raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
 
 
 def _set_members(group: Group, member_ids: list[str]) -> bool:

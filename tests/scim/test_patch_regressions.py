@@ -57,3 +57,17 @@ def test_an_invalid_value_fails_the_patch_even_when_a_later_operation_removes_it
     assert response.status_code == 400, response.text
     assert response.json()["scimType"] == "invalidValue" and response.json()["status"] == "400"
     assert scim.get(f"/Users/{ann}").json() == before
+
+
+def test_adding_a_member_of_another_connection_fails_even_if_a_later_operation_removes_it(scim, other_scim, ann):
+    """RFC 7644 §3.5.2: every operation must be valid; a member id that is no user of this connection
+    is 400 invalidValue and the group is unchanged. Before, only the final member list was checked."""
+    charlie = other_scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "charlie@example.com"}).json()["id"]
+    group = scim.post("/Groups", {"displayName": "Team", "members": [{"value": ann}]}).json()
+    for later in ({"op": "remove", "path": "members"}, {"op": "remove", "path": f'members[value eq "{charlie}"]'},
+                  {"op": "replace", "path": "members", "value": [{"value": ann}]}):
+        response = scim.patch(f"/Groups/{group['id']}", [
+            {"op": "add", "path": "members", "value": [{"value": charlie}]}, later])
+        assert response.status_code == 400, response.text
+        assert response.json()["scimType"] == "invalidValue"
+        assert [m["value"] for m in scim.get(f"/Groups/{group['id']}").json()["members"]] == [ann]
