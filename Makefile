@@ -3,7 +3,8 @@
 #   make venv    create .venv and install the pinned dependencies (requirements.lock)
 #   make run     SQLite + web server + Celery worker; prints the SCIM URL, a token, the admin login
 #   make test    pytest (PYTEST_ARGS="-k foo -x" to pass arguments)
-#   make bench   the benchmarks (benchmarks/__main__.py)
+#   make bench   SCIM over HTTP on gunicorn + PostgreSQL at 1k and 100k users (docs/benchmarks.md);
+#                DATABASE_URL names the server, default postgres://postgres@127.0.0.1:5432/scimsync_bench
 #   make lint    Django system checks, missing migrations, and ruff when installed
 #
 # HOST and PORT (default 127.0.0.1 and 8000) are passed to `make run` from the

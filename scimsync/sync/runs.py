@@ -97,29 +97,29 @@ def sync_run_dispatch(*, run_id: int) -> bool:
     return True
 
 
-def _stale_runs(now):
-    """Runs whose message may be lost: queued too long ago, or running with an expired lease.
-
-    A RUNNING run's worker renews heartbeat_at after every batch; one that has
-    not for longer than the lease died (SIGKILL, OOM, a lost host), and with an
-    acks_late message on Redis its message only comes back after the visibility
-    timeout (an hour), on the filesystem broker never.
-    """
-    queued = Q(state=SyncRun.State.QUEUED, queued_at__lt=now - REQUEUE_AFTER)
-    abandoned = Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - lease())
-    return SyncRun.objects.filter(queued | abandoned).order_by("pk")
-
-
 def sync_runs_requeue_stale(*, now=None) -> int:
     """Re-send the runs whose message may have been lost (the beat's sweep).
+
+    Two kinds: runs QUEUED for longer than REQUEUE_AFTER (the broker was down,
+    or came back empty), and RUNNING runs whose worker renewed no heartbeat for
+    longer than the lease: that worker died (SIGKILL, OOM, a lost host), and its
+    acks_late message comes back only after Redis's visibility timeout (an hour),
+    on the filesystem broker never. Those go back to QUEUED first, so a worker
+    resumes them after their checkpoint, and a worker that was only slow finds
+    the run no longer its own at its next checkpoint and stops.
 
     Safe to repeat, and a duplicate message is harmless: claiming is atomic.
     Stops at the first run the broker refuses, so a sweep during an outage
     costs one connect timeout, not one per waiting run.
     """
     now = now or timezone.now()
+    abandoned = SyncRun.objects.filter(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - lease())
+    ids = set(abandoned.values_list("pk", flat=True))
+    abandoned.filter(pk__in=ids).update(state=SyncRun.State.QUEUED, queued_at=now)
+    stale = SyncRun.objects.filter(state=SyncRun.State.QUEUED, queued_at__lt=now - REQUEUE_AFTER)
+    ids |= set(stale.values_list("pk", flat=True))
     sent = 0
-    for run_id in list(_stale_runs(now).values_list("pk", flat=True)):
+    for run_id in sorted(ids):
         # Bumped first: a run just re-sent is not stale again until REQUEUE_AFTER has passed.
         SyncRun.objects.filter(pk=run_id, state=SyncRun.State.QUEUED).update(queued_at=now)
         if not sync_run_dispatch(run_id=run_id):
@@ -141,7 +141,9 @@ def _claim(run_id: int) -> bool:
     """Exactly one worker proceeds: a QUEUED run, or a RUNNING one whose lease expired.
 
     A second delivery of the message while the first worker is alive finds the
-    run RUNNING with a fresh heartbeat and returns without doing anything.
+    run RUNNING with a fresh heartbeat and returns without doing anything. (The
+    sweep puts abandoned runs back to QUEUED; the expired-lease case covers a
+    message redelivered by the broker before the sweep ran.)
     """
     now = timezone.now()
     claimable = Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=now - lease())

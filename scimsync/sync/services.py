@@ -214,7 +214,7 @@ def user_provision(
             changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
     with transaction.atomic():  # a savepoint, so a duplicate name leaves the outer transaction usable
         user.save()
-    book = _StateBook(user)
+    book = _StateBook(user, rows=())  # a new user has no states to load
     changes += _record_idp_values(user, book, ownership, received, now)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
     book.save()

@@ -185,3 +185,35 @@ def test_a_schedule_produces_runs_and_moves_the_next_sync_shown_in_the_admin(con
     Connection.objects.filter(pk=connection.pk).update(last_push_at=timezone.now(), sync_cadence=timedelta(minutes=40))
     connection.refresh_from_db()
     assert _next_sync_cell(client, connection) == f"{_shown(connection.last_push_at + timedelta(minutes=40))} (expected)"
+
+
+def test_the_sweep_resumes_abandoned_runs_and_tries_the_broker_once_during_an_outage(connection, monkeypatch):
+    """DESIGN.md "Deferred syncs": queued runs are re-dispatched when the broker is back; a run
+    whose worker died (heartbeat older than the lease) is queued again, to resume at its checkpoint."""
+    from scimsync import tasks
+
+    long_ago = timezone.now() - timedelta(hours=2)
+    waiting = [SyncRun.objects.create(connection=connection, queued_at=long_ago) for _ in range(3)]
+    abandoned = SyncRun.objects.create(connection=connection, state="running", checkpoint=7,
+                                       started_at=long_ago, heartbeat_at=long_ago)
+    alive = SyncRun.objects.create(connection=connection, state="running", started_at=long_ago,
+                                   heartbeat_at=timezone.now())
+    attempts = []
+
+    def broker_down(args, **kwargs):
+        attempts.append(args)
+        raise ConnectionRefusedError("broker unreachable")
+
+    monkeypatch.setattr(tasks.execute_sync_run, "apply_async", broker_down)
+    assert runs.sync_runs_requeue_stale() == 0
+    assert len(attempts) == 1  # one connect timeout per sweep, not one per waiting run
+    abandoned.refresh_from_db()
+    assert (abandoned.state, abandoned.checkpoint) == ("queued", 7)
+
+    sent = []
+    monkeypatch.setattr(tasks.execute_sync_run, "apply_async", lambda args, **kw: sent.append(args[0]))
+    later = timezone.now() + runs.REQUEUE_AFTER + timedelta(seconds=1)
+    assert runs.sync_runs_requeue_stale(now=later) == 4
+    assert sorted(sent) == sorted([r.pk for r in waiting] + [abandoned.pk])
+    alive.refresh_from_db()
+    assert alive.state == "running"  # its worker is alive: not re-sent

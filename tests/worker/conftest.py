@@ -356,10 +356,14 @@ def private_redis(request, tmp_path):
 def _drop_broker_connections(app) -> None:
     """Forget pooled connections, so the next publish connects to app.conf.broker_url.
 
-    (app.close() is not enough: the producer pool stays cached on app.amqp.)
+    (app.close() is not enough: the producer pool stays cached on app.amqp.) Both
+    pools live in kombu's process-wide registries, keyed by broker URL: closing one
+    without clearing the registry leaves a closed pool there, and the next test on
+    that URL fails with "Acquire on closed pool". kombu.pools.reset() closes and forgets them all.
     """
-    if app._pool is not None:
-        app._pool.force_close_all()
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
