@@ -135,17 +135,21 @@ def custom_attribute(name: str) -> Attribute:
 
 
 def all_attributes() -> list[Attribute]:
-    """Built-in attributes followed by the custom ones defined in the admin."""
+    """Built-in attributes followed by the custom ones defined in the admin, in creation order."""
     from mappings.models import CustomAttribute
 
     snapshot = _snapshot.get()
     if snapshot:
         return list(snapshot[0])
-    customs = [custom_attribute(n) for n in CustomAttribute.objects.values_list("name", flat=True)]
-    attributes = [*BUILTIN_ATTRIBUTES, *customs]
+    names = CustomAttribute.objects.order_by("id").values_list("name", flat=True)
+    attributes = _with_customs(names)
     if snapshot is not None:
         snapshot.append(attributes)
     return attributes
+
+
+def _with_customs(names) -> list[Attribute]:
+    return [*BUILTIN_ATTRIBUTES, *(custom_attribute(n) for n in names)]
 
 
 # Inside catalogue_snapshot(): [] until all_attributes() first runs, then [the attributes].
@@ -167,6 +171,17 @@ def catalogue_snapshot() -> Iterator[None]:
         _snapshot.reset(token)
 
 
+def prime_catalogue_snapshot(custom_names: list[str]) -> None:
+    """Fill the current snapshot with custom attribute names read by another query.
+
+    A SCIM request reads them with its token (scimsync.scim.auth), so the
+    catalogue costs it no query of its own. Outside a snapshot, nothing happens.
+    """
+    snapshot = _snapshot.get()
+    if snapshot is not None and not snapshot:
+        snapshot.append(_with_customs(custom_names))
+
+
 def get_attribute(short_name: str) -> Attribute:
     """Look an attribute up by short name; raise KeyError when it is not in the catalogue."""
     if short_name in BUILTIN_BY_NAME:
@@ -174,6 +189,12 @@ def get_attribute(short_name: str) -> Attribute:
     if short_name.startswith("custom:"):
         from mappings.models import CustomAttribute
 
+        snapshot = _snapshot.get()
+        if snapshot:
+            for attribute in snapshot[0]:
+                if attribute.short_name == short_name:
+                    return attribute
+            raise KeyError(short_name)
         name = short_name.removeprefix("custom:")
         if CustomAttribute.objects.filter(name=name).exists():
             return custom_attribute(name)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from mappings.models import AttributeMapping, Connection, ScimToken
+from mappings.models import AttributeMapping, Connection, CustomAttribute, ScimToken
 from mappings.presets import preset_mapped_attributes
 
 
@@ -89,8 +89,15 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     one raw query: the ORM's select_related version spent three times as long
     compiling its SQL as PostgreSQL spent answering. Same rules: lookup by
     digest, revoked and expired tokens refused, last use stamped once a minute.
+
+    The same query reads what every SCIM request needs next: the connection's
+    mappings (`mappings_json`, {attribute: "state/apply"}) and the custom
+    attribute names (`custom_names_json`), both as JSON text; see
+    prime_catalogue_snapshot and prime_ownership.
     """
     import hmac
+
+    from django.db import connection as db
 
     if not plaintext.startswith(ScimToken.PREFIX):
         return None
@@ -98,7 +105,8 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     now = timezone.now()
     found = list(Connection.objects.raw(
         f"SELECT c.*, t.id AS token_id, t.digest AS token_digest, "
-        f"(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale "
+        f"(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale, "
+        f"{_CONFIGURATION_COLUMNS[db.vendor]} "
         f"FROM {Connection._meta.db_table} c JOIN {ScimToken._meta.db_table} t ON t.connection_id = c.id "
         f"WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)",
         [now - timedelta(minutes=1), digest, now],
@@ -109,6 +117,23 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     if connection.token_stale:
         ScimToken.objects.filter(pk=connection.token_id).update(last_used_at=now)
     return connection
+
+
+_MAPPING = AttributeMapping._meta.db_table
+_CUSTOM = CustomAttribute._meta.db_table
+# A connection's mappings and the custom attribute names, as JSON text, per database.
+_CONFIGURATION_COLUMNS = {
+    "postgresql": (
+        f"(SELECT json_object_agg(m.attribute, m.state || '/' || m.apply)::text FROM {_MAPPING} m "
+        f"WHERE m.connection_id = c.id) AS mappings_json, "
+        f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a) AS custom_names_json"
+    ),
+    "sqlite": (
+        f"(SELECT json_group_object(m.attribute, m.state || '/' || m.apply) FROM {_MAPPING} m "
+        f"WHERE m.connection_id = c.id) AS mappings_json, "
+        f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a) AS custom_names_json"
+    ),
+}
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ import json
 import logging
 
 from mappings.catalogue import catalogue_snapshot
+from scimsync.sync.ownership import ownership_snapshot
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
 
@@ -27,7 +28,8 @@ class ScimRequestLogMiddleware:
         body = b""
         if request.method != "GET" and self.small(request):
             body = request.body
-        with catalogue_snapshot():  # the catalogue read once for the request and its log row
+        # The catalogue and the mappings read once (with the token) for the request and its log row.
+        with catalogue_snapshot(), ownership_snapshot():
             response = self.get_response(request)
             if request.method != "GET" or response.status_code >= 400:
                 try:

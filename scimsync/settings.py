@@ -22,9 +22,17 @@ VAR_DIR = Path(env_str("SCIMSYNC_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 
 _INSECURE_DEV_KEY = "insecure-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if DEBUG else "")
+# `make run` generates a random key into VAR_DIR/secret_key; reading it here lets
+# `manage.py` commands on the same checkout (create_api_key...) start without one.
+_GENERATED_KEY = VAR_DIR / "secret_key"
+SECRET_KEY = env_str("SECRET_KEY") or (
+    _GENERATED_KEY.read_text().strip() if _GENERATED_KEY.is_file() else ""
+) or (_INSECURE_DEV_KEY if DEBUG else "")
 if not SECRET_KEY:
-    raise ConfigError("SECRET_KEY is not set; it is required when DEBUG is off")
+    raise ConfigError(
+        f"SECRET_KEY is not set; it is required when DEBUG is off (or run `make run` once, "
+        f"which generates one into {_GENERATED_KEY})"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

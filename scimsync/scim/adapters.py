@@ -20,7 +20,6 @@ from django_scim.adapters import SCIMMixin
 
 from mappings.catalogue import ENTERPRISE_USER, all_attributes
 from mappings.models import Connection
-from scimsync.models import AttributeState, JournalEntry
 from scimsync.scim import errors
 from scimsync.scim.documents import (
     addressed_attributes, build_group_document, build_user_document, parse_group_document,
@@ -29,6 +28,7 @@ from scimsync.scim.documents import (
 from scimsync.scim.patch import GROUP_SHAPE, apply_operations, user_shape
 from scimsync.scim.urls_util import base_location
 from scimsync.sync import services
+from scimsync.sync.selectors import attribute_states_of
 from scimsync.sync.values import InvalidValue, normalize, read_value, same_value
 from users.models import Group, GroupMembership, User, name_key
 
@@ -48,8 +48,16 @@ def etag_of(obj) -> str:
 
 
 def collection_url(request, url_name: str) -> str:
-    """The absolute URL of a collection with a trailing slash: an id appended is a location."""
-    return base_location(request) + reverse(url_name) + "/"
+    """The absolute URL of a collection with a trailing slash: an id appended is a location.
+
+    Kept on the request: a page of 100 users needs it 200 times (locations, group refs).
+    """
+    if request is None:
+        return reverse(url_name) + "/"
+    cache = request.__dict__.setdefault("_scim_collection_urls", {})
+    if url_name not in cache:
+        cache[url_name] = base_location(request) + reverse(url_name) + "/"
+    return cache[url_name]
 
 
 class SCIMUserAdapter(SCIMMixin):
@@ -63,9 +71,11 @@ class SCIMUserAdapter(SCIMMixin):
 
     @property
     def location(self) -> str:
-        return base_location(self.request) + reverse(self.url_name, kwargs={"uuid": self.id})
+        return collection_url(self.request, self.url_name) + str(self.id)
 
     def to_dict(self, *, with_groups: bool = True) -> dict:
+        """The User document. The user must come with its relations: `manager` loaded
+        and `group_refs` set, as users.selectors.users_with_relations reads it."""
         user = self.obj
         values = {a.short_name: read_value(user, a) for a in self.attributes}
         doc = build_user_document(values, user.scim_extras, self.attributes)
@@ -73,14 +83,12 @@ class SCIMUserAdapter(SCIMMixin):
         manager = doc.get(ENTERPRISE_USER, {}).get("manager")
         if manager:  # RFC 7643 §4.3: the manager's id and the URI of that User
             manager["$ref"] = collection_url(self.request, self.url_name) + manager["value"]
-        if with_groups:
-            groups = [m.group for m in user.memberships.all()]
-            if groups:
-                doc["groups"] = [
-                    {"value": str(g.scim_id), "display": g.display_name, "type": "direct",
-                     "$ref": base_location(self.request) + reverse("scim:groups", kwargs={"uuid": str(g.scim_id)})}
-                    for g in groups
-                ]
+        if with_groups and user.group_refs:
+            groups_url = collection_url(self.request, SCIMGroupAdapter.url_name)
+            doc["groups"] = [
+                {"value": str(scim_id), "display": name, "type": "direct", "$ref": groups_url + str(scim_id)}
+                for scim_id, name in user.group_refs
+            ]
         doc["meta"] = _meta(user, "User", self.location, user.date_joined)
         return doc
 
@@ -104,7 +112,7 @@ class SCIMUserAdapter(SCIMMixin):
             raise errors.invalid_value(str(e)) from None
         except IntegrityError:
             raise errors.uniqueness(f"userName {user_name!r} is already taken") from None
-        # Not re-read here: ResourceView.render reads the stored user with what the response needs.
+        user.group_refs = []  # a new user is in no group yet
         return cls(user, request, attributes=attributes)
 
     def replace(self, body: Any) -> None:
@@ -123,8 +131,8 @@ class SCIMUserAdapter(SCIMMixin):
 
     def patch(self, operations: Any) -> None:
         """PATCH applies to what the IdP last sent, then is pushed like a PUT of what changed."""
-        states = AttributeState.objects.filter(user=self.obj, idp_received_at__isnull=False)
-        idp_values = {s.attribute: s.idp_value for s in states}
+        states = attribute_states_of(self.obj)
+        idp_values = {s.attribute: s.idp_value for s in states if s.idp_sent}
         before = build_user_document(idp_values, self.obj.scim_extras, self.attributes)
         custom = [a.scim_name for a in self.attributes if a.is_custom]
         after, touches = apply_operations(before, operations, user_shape(custom))
@@ -141,28 +149,25 @@ class SCIMUserAdapter(SCIMMixin):
             _check_user_name_free(self.obj.connection, user_name, exclude_pk=self.obj.pk)
         extras = _clean_extras(parsed.extras)
         _unassigned_active(received, extras, previous=self.obj.scim_extras)
-        self._push(received, extras, "SCIM PATCH")
+        self._push(received, extras, "SCIM PATCH", states)
 
-    def _push(self, received: dict, extras: dict, label: str) -> None:
+    def _push(self, received: dict, extras: dict, label: str, states=None) -> None:
+        """Hand the push to the sync engine. self.obj is the user the view locked
+        (ResourceView._update); the engine updates it in place, as stored."""
+        if states is None:
+            states = attribute_states_of(self.obj)
         try:
             services.user_receive_push(
-                user=self.obj, received=received, extras=extras, actor=services.Actor(label)
+                user=self.obj, received=received, extras=extras, actor=services.Actor(label), states=states,
             )
         except InvalidValue as e:
             raise errors.invalid_value(str(e)) from None
         except IntegrityError:
             raise errors.uniqueness("userName is already taken in this connection") from None
-        # self.obj is the row as read before the push; ResourceView.render reads the stored one.
 
-    @transaction.atomic
     def delete(self) -> None:
         """DELETE removes the user; the journal keeps a row saying who and when."""
-        user = self.obj
-        JournalEntry.objects.create(
-            user=None, user_name=user.user_name, connection_id=user.connection_id,
-            kind=JournalEntry.Kind.DELETE, source="SCIM DELETE",
-        )
-        user.delete()
+        services.user_deprovision(user=self.obj, actor=services.Actor("SCIM DELETE"))
 
 
 def _required_user_name(values: dict) -> str:
@@ -206,7 +211,7 @@ class SCIMGroupAdapter(SCIMMixin):
 
     @property
     def location(self) -> str:
-        return base_location(self.request) + reverse(self.url_name, kwargs={"uuid": self.id})
+        return collection_url(self.request, self.url_name) + str(self.id)
 
     def member_ids(self) -> list[str]:
         return [str(u) for u in self.obj.memberships.values_list("user__scim_id", flat=True).order_by("id")]

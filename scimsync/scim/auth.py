@@ -7,9 +7,13 @@ a local account.
 
 from __future__ import annotations
 
+import json
+
+from mappings.catalogue import prime_catalogue_snapshot
 from mappings.models import Connection
 from mappings.services import connection_authenticate
 from scimsync.scim.errors import ScimError
+from scimsync.sync.ownership import prime_ownership
 
 
 def authenticate(request) -> Connection:
@@ -20,4 +24,8 @@ def authenticate(request) -> Connection:
     connection = connection_authenticate(credentials.strip())
     if connection is None:
         raise ScimError(401, "The bearer token is not valid, expired or revoked")
+    # The token query read the catalogue and the mappings too: the rest of the
+    # request (inside the request log's snapshots) asks no query for them.
+    prime_catalogue_snapshot(json.loads(connection.custom_names_json or "[]"))
+    prime_ownership(connection.pk, connection.mappings_json)
     return connection

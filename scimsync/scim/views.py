@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import connection as db
 from django.db import transaction
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
@@ -33,6 +35,7 @@ from scimsync.scim.auth import authenticate
 from scimsync.scim.filtering import FilterError, groups_q, parse_filter, users_q
 from scimsync.scim.sorting import Sort, parse_sort
 from users.models import Group, GroupMembership, User
+from users.selectors import users_with_relations
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,13 @@ def scim_response(doc: dict | None, status: int = 200, **headers) -> HttpRespons
     response = HttpResponse(content, status=status, content_type=SCIM_CONTENT_TYPE)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
+    return response
+
+
+def empty_response(status: int, **headers) -> HttpResponse:
+    """204 / 304: no body, so no Content-Type either (Django would say text/html)."""
+    response = HttpResponse(status=status, headers=headers)
+    del response["Content-Type"]
     return response
 
 
@@ -209,24 +219,24 @@ class ResourceView(ScimView):
         obj = self.get_object(uuid)
         tag = etag_of(obj)
         if _etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), tag):
-            return HttpResponse(status=304, headers={"ETag": tag})
+            return empty_response(304, ETag=tag)
         return self.render(request, obj, self.params(request))
 
     def get_list(self, request, params):
         start, count = _page(params)
         queryset = self.filtered(self.scoped(), params.get("filter"))
         sort = parse_sort(params, self.resource_type)
-        page = []
-        if count:
-            ordered = self.with_relations(queryset.order_by(*sort.order_by()), params)
-            if start > 1:
-                # OFFSET makes PostgreSQL read every skipped row in full (230 ms deep into
-                # 100k users); the page's ids come from an index alone, then only its rows.
-                ids = queryset.order_by(*sort.order_by()).values("pk")[start - 1 : start - 1 + count]
-                page = list(ordered.filter(pk__in=ids))
-            else:
-                page = list(ordered[:count])
+        page = self.fetch_page(queryset, sort, start, count, params) if count else []
         return list_response(self.documents(request, page, params), _total(queryset, page, start, count), start)
+
+    def fetch_page(self, queryset, sort: Sort, start: int, count: int, params) -> list:
+        """The resources of one page, in order, with what their documents need."""
+        ordered = self.with_relations(queryset.order_by(*sort.order_by()), params)
+        if start > 1:
+            # OFFSET makes PostgreSQL read every skipped row in full (230 ms deep into
+            # 100k users); the page's ids come from an index alone, then only its rows.
+            return list(ordered.filter(pk__in=_page_ids(queryset, sort, start, count)))
+        return list(ordered[:count])
 
     def filtered(self, queryset, filter_text, *, root: bool = False):
         if not filter_text:
@@ -268,7 +278,7 @@ class ResourceView(ScimView):
             obj = self.get_object(uuid, lock=True)
             _check_if_match(self.if_match(request), obj)
             self.adapter(obj, request).delete()
-        return HttpResponse(status=204)
+        return empty_response(204)
 
     def _update(self, request, uuid, change):
         if not uuid:
@@ -287,10 +297,7 @@ class ResourceView(ScimView):
         return self.model.objects.filter(connection=self.connection)
 
     def get_object(self, uuid, *, lock: bool = False):
-        try:
-            key = uuid_module.UUID(str(uuid))
-        except ValueError:
-            raise errors.not_found(uuid) from None
+        key = _resource_key(uuid)
         queryset = self.scoped()
         if lock:
             queryset = queryset.select_for_update(of=("self",))
@@ -301,7 +308,7 @@ class ResourceView(ScimView):
         return obj
 
     def render(self, request, obj, params, *, status=200, location=False):
-        obj = self.with_relations(self.scoped(), params).get(pk=obj.pk)
+        obj = self.for_render(obj, params)
         doc = self.documents(request, [obj], params)[0]
         headers = {"ETag": etag_of(obj)}
         if location:
@@ -314,14 +321,27 @@ class ResourceView(ScimView):
     def with_relations(self, queryset, params):
         return queryset
 
+    def fetch_by_pks(self, queryset, pks: list[int], params) -> dict:
+        """{pk: resource} for these pks of `queryset`, with what their documents need."""
+        return {o.pk: o for o in self.with_relations(queryset.filter(pk__in=pks), params)}
+
+    def for_render(self, obj, params):
+        """`obj` as the response needs it: read back as stored, with its relations."""
+        return self.with_relations(self.scoped(), params).get(pk=obj.pk)
+
     def documents(self, request, objs: list, params) -> list[dict]:
         raise NotImplementedError
 
 
-_MANAGER_UNUSED = tuple(f"manager__{f.name}" for f in User._meta.concrete_fields if f.name not in ("id", "scim_id"))
+def _page_ids(queryset, sort: Sort, start: int, count: int):
+    """The primary keys of one page, as a subquery."""
+    return queryset.order_by(*sort.order_by()).values("pk")[start - 1 : start - 1 + count]
 
 
 class UsersView(ResourceView):
+    """Users are read with users.selectors.users_with_relations: the row, the manager's
+    id and the groups in one hand-written query, since every IdP lookup pays for it."""
+
     model = User
     adapter = SCIMUserAdapter
     resource_type = "User"
@@ -329,16 +349,38 @@ class UsersView(ResourceView):
     def to_q(self, node, *, root: bool = False):
         return users_q(node, root=root)
 
-    def with_relations(self, queryset, params):
-        # A document needs only the manager's id: loading the manager's other columns
-        # too made the ORM's SQL compilation the largest cost of a filtered lookup.
-        queryset = queryset.select_related("manager").defer(*_MANAGER_UNUSED)
-        if projection.wants(params.get("excludedAttributes"), "groups"):
-            queryset = queryset.prefetch_related("memberships__group")
-        return queryset
+    def fetch_page(self, queryset, sort: Sort, start: int, count: int, params) -> list:
+        ids = _page_ids(queryset, sort, start, count)
+        if sort.key is None:  # primary-key order, which users_with_relations keeps
+            try:
+                sql, sql_params = ids.query.sql_with_params()
+            except EmptyResultSet:  # the filter can match nothing (e.g. an id that is no UUID)
+                return []
+            return users_with_relations(f"u.id IN ({sql})", list(sql_params))
+        pks = list(ids.values_list("pk", flat=True))
+        by_pk = {u.pk: u for u in users_with_relations(_in_ids(pks), pks)}
+        return [by_pk[pk] for pk in pks if pk in by_pk]
+
+    def fetch_by_pks(self, queryset, pks: list[int], params) -> dict:
+        # The pks come from `queryset`, which is scoped to the connection already.
+        return {u.pk: u for u in users_with_relations(_in_ids(pks), pks)}
+
+    def get_object(self, uuid, *, lock: bool = False):
+        key = _resource_key(uuid)
+        found = users_with_relations(
+            "u.connection_id = %s AND u.scim_id = %s",
+            [self.connection.pk, User._meta.get_field("scim_id").get_db_prep_value(key, db)], lock=lock,
+        )
+        if not found:
+            raise errors.not_found(uuid)
+        return found[0]
+
+    def for_render(self, obj, params):
+        # The adapters leave the user as stored, relations included: no read back.
+        return obj
 
     def documents(self, request, objs, params):
-        attributes = all_attributes()  # one query for the page, not one per user
+        attributes = all_attributes()  # once for the page, not once per user
         with_groups = projection.wants(params.get("excludedAttributes"), "groups")
         return [
             projection.project(
@@ -347,6 +389,10 @@ class UsersView(ResourceView):
             )
             for obj in objs
         ]
+
+
+def _in_ids(pks: list[int]) -> str:
+    return f"u.id IN ({', '.join(['%s'] * len(pks))})" if pks else "1 = 0"
 
 
 class GroupsView(ResourceView):
@@ -460,7 +506,7 @@ class RootSearchView(ScimView):
             pks = [pk for k, pk in chosen if k == kind]
             if not pks:
                 continue
-            objs = {o.pk: o for o in view.with_relations(queryset.filter(pk__in=pks), params)}
+            objs = view.fetch_by_pks(queryset, pks, params)
             docs = view.documents(request, [objs[pk] for pk in pks], params)
             resources += [(position[(kind, pk)], doc) for pk, doc in zip(pks, docs, strict=True)]
         return list_response([doc for _, doc in sorted(resources, key=lambda r: r[0])], total, start)
@@ -561,6 +607,14 @@ def _page(params) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise errors.invalid_value("startIndex and count must be integers") from None
     return max(start, 1), min(max(count, 0), limit)
+
+
+def _resource_key(uuid) -> uuid_module.UUID:
+    """The id in a resource URL; one that is no UUID names no resource (404)."""
+    try:
+        return uuid_module.UUID(str(uuid))
+    except ValueError:
+        raise errors.not_found(uuid) from None
 
 
 def _etag_matches(header: str | None, tag: str) -> bool:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +33,9 @@ class Ownership:
     @classmethod
     def for_connection(cls, connection: Connection | int) -> Ownership:
         connection_id = connection if isinstance(connection, int) else connection.pk
+        snapshot = _snapshot.get()
+        if snapshot is not None and connection_id in snapshot:
+            return snapshot[connection_id]
         rows = AttributeMapping.objects.filter(connection_id=connection_id).values_list(
             "attribute", "state", "apply"
         )
@@ -53,3 +61,40 @@ def owner_of(state: str, apply: str) -> Owner:
     if apply == AttributeMapping.Apply.ON_CREATE:
         return Owner.IDP_ON_CREATE
     return Owner.IDP
+
+
+# Inside ownership_snapshot(): the Ownership of the connections primed so far, by id.
+_snapshot: ContextVar[dict[int, Ownership] | None] = ContextVar("ownership_snapshot", default=None)
+
+
+@contextmanager
+def ownership_snapshot() -> Iterator[None]:
+    """Within the block, Ownership.for_connection answers from what prime_ownership gave it.
+
+    For one SCIM request, whose token query also reads its connection's mappings
+    (scimsync.scim.auth): the adapter, the sync engine and the request log then
+    need no query of their own. No SCIM request changes a mapping.
+    """
+    token = _snapshot.set({})
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
+
+
+def prime_ownership(connection_id: int, mappings_json: str | None) -> None:
+    """Record a connection's mappings, a JSON object {attribute: "state/apply"}, in the snapshot."""
+    snapshot = _snapshot.get()
+    if snapshot is not None:
+        snapshot[connection_id] = _parsed(mappings_json or "{}")
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(mappings_json: str) -> Ownership:
+    # Mappings change rarely: most requests find their Ownership parsed already.
+    # An Ownership is never mutated, so requests can share one.
+    owners = {}
+    for attribute, state_apply in json.loads(mappings_json).items():
+        state, _, apply = state_apply.partition("/")
+        owners[attribute] = owner_of(state, apply)
+    return Ownership(owners)

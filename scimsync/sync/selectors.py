@@ -32,6 +32,13 @@ class AttributeRow:
     local_edit_before: Any
 
 
+def attribute_states_of(user: User) -> list[AttributeState]:
+    """The AttributeState rows of one user. A raw query: every SCIM push reads them,
+    and the ORM spent more time building this SELECT than the database answering it."""
+    table = AttributeState._meta.db_table
+    return list(AttributeState.objects.raw(f"SELECT * FROM {table} WHERE user_id = %s", [user.pk]))
+
+
 def user_attribute_rows(user: User) -> list[AttributeRow]:
     ownership = Ownership.for_connection(user.connection_id) if user.connection_id else Ownership({})
     states = {s.attribute: s for s in AttributeState.objects.filter(user=user)}

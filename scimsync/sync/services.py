@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.db import connection as db
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, all_attributes, get_attribute
@@ -20,8 +23,10 @@ from mappings.models import AttributeMapping, Connection, MappingChange
 from mappings.presets import preset_mapped_attributes
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
+from scimsync.sync.selectors import attribute_states_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
-from users.models import User, name_key
+from users.models import Group, User, name_key
+from users.selectors import users_with_relations
 
 
 @dataclass(frozen=True)
@@ -81,17 +86,46 @@ class _StateBook:
         _save_states(self.touched_rows())
 
 
+_STATE_FIELDS = ("idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
+                 "local_edit_at", "local_edit_before", "at_risk")
+
+
 def _save_states(rows: list[AttributeState]) -> None:
     # Split before inserting: bulk_create gives the new rows their pk, and they need no UPDATE.
     new = [r for r in rows if r.pk is None]
     old = [r for r in rows if r.pk is not None]
-    AttributeState.objects.bulk_create(new)
-    AttributeState.objects.bulk_update(
-        old,
-        ["idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
-         "local_edit_at", "local_edit_before", "at_risk"],
-        batch_size=1000,
-    )
+    if new:
+        AttributeState.objects.bulk_create(new)
+    if not old:
+        return
+    if db.vendor == "postgresql":
+        _update_states_from_values(old)
+    else:
+        AttributeState.objects.bulk_update(old, _STATE_FIELDS, batch_size=1000)
+
+
+def _update_states_from_values(rows: list[AttributeState]) -> None:
+    """bulk_update as one UPDATE ... FROM (VALUES ...) (PostgreSQL).
+
+    Every push writes a few of these rows; bulk_update's CASE WHEN per column and
+    row cost more to build in Python than the whole UPDATE costs PostgreSQL.
+    """
+    fields = [AttributeState._meta.get_field(name) for name in _STATE_FIELDS]
+    columns = ["id", *(f.column for f in fields)]
+    casts = ["bigint", *(f.db_type(db) for f in fields)]
+    placeholder = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    params: list = []
+    for row in rows:
+        params.append(row.pk)
+        params.extend(f.get_db_prep_save(getattr(row, f.attname), db) for f in fields)
+    table = db.ops.quote_name(AttributeState._meta.db_table)
+    assignments = ", ".join(f"{db.ops.quote_name(c)} = v.{db.ops.quote_name(c)}" for c in columns[1:])
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET {assignments} FROM (VALUES {', '.join([placeholder] * len(rows))}) "
+            f"AS v({', '.join(db.ops.quote_name(c) for c in columns)}) WHERE s.id = v.id",
+            params,
+        )
 
 
 def compute_at_risk(
@@ -137,9 +171,13 @@ def _journal(
     return entry
 
 
-def _save_user(user: User) -> None:
+def _save_user(user: User, fields: Iterable[str] | None = None) -> None:
+    """Save a changed user, bumping its version (the ETag); `fields`: only those columns."""
     user.version += 1
-    user.save()
+    if fields is None:
+        user.save()
+    else:
+        user.save(update_fields={*fields, "version", "updated_at"})
 
 
 def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list[Attribute]):
@@ -219,13 +257,14 @@ def user_provision(
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
     book.save()
     _journal(user, JournalEntry.Kind.CREATE, actor, changes)
-    Connection.objects.filter(pk=connection.pk).update(last_push_at=now)
+    _stamp_last_push(connection.pk, now)
     return user
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # the SCIM view's transaction: a savepoint would only cost
 def user_receive_push(
-    *, user: User, received: dict[str, Any], extras: dict | None, actor: Actor
+    *, user: User, received: dict[str, Any], extras: dict | None, actor: Actor,
+    states: list[AttributeState] | None = None,
 ) -> SyncOutcome:
     """Apply an IdP's PUT or PATCH of an existing user (DESIGN.md's four cases).
 
@@ -233,26 +272,88 @@ def user_receive_push(
     "sent empty". The push is a sync of the user: it re-asserts every mapped
     attribute from the IdP values, not only the ones in this request, so a
     locally edited mapped title is restored by a PATCH of the department.
+
+    With `states`, the caller holds the user's row lock in this transaction and
+    passes the user as users.selectors.users_with_relations(lock=True) read it
+    and its AttributeState rows read under that lock (the SCIM adapter needs
+    both to apply a PATCH); without, they are locked and read here. The user
+    instance is updated in place, so the caller can render what was stored.
     """
+    if states is None:
+        user = users_with_relations("u.id = %s", [user.pk], lock=True)[0]
+        states = attribute_states_of(user)
     now = timezone.now()
-    user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     ownership = Ownership.for_connection(user.connection_id)
-    book = _StateBook(user)
+    book = _StateBook(user, states)
     attrs = all_attributes()
     kept_local = _record_idp_values(user, book, ownership, received, now)
     changes = _sync_mapped(user, book, ownership, attrs)
     _refresh_flags(user, book, ownership, attrs)
-    extras_changed = extras is not None and extras != user.scim_extras
-    if extras_changed:
+    changed_fields = {f for c in changes for f in _user_fields(get_attribute(c.attribute))}
+    if extras is not None and extras != user.scim_extras:
         user.scim_extras = extras
-    if changes or extras_changed:
-        _save_user(user)
+        changed_fields.add("scim_extras")
+    if changed_fields:
+        _save_user(user, changed_fields)
     book.save()
     outcome = SyncOutcome(changes + kept_local)
     if outcome.changes:
         _journal(user, JournalEntry.Kind.PUSH, actor, outcome.changes)
-    Connection.objects.filter(pk=user.connection_id).update(last_push_at=now)
+    _stamp_last_push(user.connection_id, now)
     return outcome
+
+
+# How stale Connection.last_push_at may be. It feeds the expected next sync (last
+# push + a cadence of minutes or more) and the silent-connection warning; stamping
+# every push would make concurrent pushes of one connection queue on its row lock.
+LAST_PUSH_PRECISION = timedelta(seconds=30)
+
+
+def _stamp_last_push(connection_id: int, now) -> None:
+    stale = Q(last_push_at__isnull=True) | Q(last_push_at__lt=now - LAST_PUSH_PRECISION)
+    Connection.objects.filter(stale, pk=connection_id).update(last_push_at=now)
+
+
+@transaction.atomic
+def user_deprovision(*, user: User, actor: Actor) -> None:
+    """An IdP's DELETE: the user goes; the journal keeps a "Deprovisioned" entry with the userName.
+
+    References to the user go with it (RFC 7644 §3.6 leaves no resource pointing
+    at a deleted one): each report's manager is cleared, and its IdP value for
+    manager, which named this user, is recorded as sent empty, so the next push
+    or sync of the report does not try to restore a manager who no longer
+    exists (it would fail, and with it every push of that report). Each report's
+    journal says so, and its version moves, as does that of each group it left.
+    """
+    now = timezone.now()
+    manager_id = str(user.scim_id)
+    reports = list(
+        User.objects.select_for_update(of=("self",)).filter(connection_id=user.connection_id, manager_id=user.pk)
+        .order_by("pk")
+    )
+    named = list(
+        AttributeState.objects.select_for_update(of=("self",))
+        .filter(user__connection_id=user.connection_id, attribute="manager", idp_value=manager_id)
+        .exclude(user=user)
+    )
+    journal: dict[int, tuple[User, list[JournalChange]]] = {}
+    for report in reports:
+        report.manager = None
+        report.version += 1
+        report.updated_at = now
+        journal[report.pk] = (report, [JournalChange(attribute="manager", old_value=manager_id, new_value=None)])
+    User.objects.bulk_update(reports, ["manager", "version", "updated_at"])
+    for state in named:
+        state.idp_value, state.idp_received_at, state.at_risk = None, now, False
+    _save_states(named)
+    Group.objects.filter(memberships__user=user).update(version=F("version") + 1, updated_at=now)
+    _journal_many(JournalEntry.Kind.PUSH, Actor(f"{actor.label} of manager {user.user_name}"),
+                  list(journal.values()), now)
+    JournalEntry.objects.create(
+        user=None, user_name=user.user_name, connection_id=user.connection_id,
+        kind=JournalEntry.Kind.DELETE, source=actor.label, actor=actor.user,
+    )
+    user.delete()
 
 
 def user_sync(*, user: User, actor: Actor) -> SyncOutcome:

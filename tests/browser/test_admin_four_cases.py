@@ -406,10 +406,17 @@ def test_enter_in_a_field_saves_the_form(browser_page, live_server, scim, alice)
     assert_at_risk(page, "title", "Analyst")
 
     page.fill("#id_nick_name", "Ivy")
+    warnings = []  # nick_name is mapped too: Enter warns first, like the Save button
+    page.on("dialog", lambda dialog: (warnings.append(dialog.message), dialog.accept()))
     with page.expect_navigation():
         page.press("#id_nick_name", "Enter")
+    assert len(warnings) == 1 and warnings[0].startswith("nick_name is mapped to Entra test tenant"), warnings
 
+    # Enter pressed the form's default button, Save (back to the list), not a Revert.
     # The page has loaded: check at once rather than poll until a timeout.
-    assert "back to the IdP value" not in page.locator("ul.messagelist").inner_text()
+    messages = page.locator("ul.messagelist").inner_text()
+    assert "was changed successfully" in messages and "back to the IdP value" not in messages, messages
+    open_user(page, base, "ivy@example.com")
     assert page.input_value("#id_nick_name") == "Ivy"
     assert page.input_value("#id_title") == "Lead Analyst"
+    assert_at_risk(page, "title", "Analyst")

@@ -7,6 +7,7 @@ act in-process through the same services the admin uses.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -21,7 +22,18 @@ from mappings.catalogue import get_attribute
 from tests.conftest import ScimClient
 from users.models import User
 
-CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "field-cases"
+
+
+def _cases_dir() -> Path:
+    """Where the field cases are: $SCIMSYNC_FIELD_CASES, else ../shared/field-cases next to the
+    checkout, else /work/shared/field-cases (CI replays them from a clone elsewhere on this machine)."""
+    candidates = [Path(p) for p in [os.environ.get("SCIMSYNC_FIELD_CASES")] if p]
+    candidates += [Path(__file__).resolve().parents[2].parent / "shared" / "field-cases",
+                   Path("/work/shared/field-cases")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CASES_DIR = _cases_dir()
 _VAR = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 

@@ -178,6 +178,7 @@ def test_if_none_match_on_get_is_304_until_the_resource_changes(scim, five):
     tag = scim.get(f"/Users/{user_id}").headers["ETag"]
     not_modified = scim.get(f"/Users/{user_id}", headers={"If-None-Match": tag})
     assert not_modified.status_code == 304 and not_modified.content == b""
+    assert "Content-Type" not in not_modified.headers  # no body, so no media type (was text/html)
     scim.patch(f"/Users/{user_id}", [{"op": "replace", "path": "title", "value": "Changed"}])
     assert scim.get(f"/Users/{user_id}", headers={"If-None-Match": tag}).status_code == 200
 
@@ -286,7 +287,8 @@ def test_delete_removes_the_user_and_the_journal_keeps_a_deprovisioned_entry(sci
     scim.patch(f"/Users/{user_id}", [{"op": "replace", "path": "title", "value": "Before"}])
     earlier = JournalEntry.objects.filter(user__scim_id=user_id).count()
     assert earlier >= 1
-    assert scim.delete(f"/Users/{user_id}").status_code == 204
+    deleted = scim.delete(f"/Users/{user_id}")
+    assert deleted.status_code == 204 and deleted.content == b"" and "Content-Type" not in deleted.headers
     assert scim.get(f"/Users/{user_id}").status_code == 404
     assert scim.get("/Users", params={"filter": 'userName eq "user0@example.com"'}).json()["totalResults"] == 0
     assert not User.objects.filter(scim_id=user_id).exists()

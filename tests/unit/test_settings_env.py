@@ -37,9 +37,23 @@ def test_a_bad_value_fails_at_start_naming_the_variable(variable, value):
     assert variable in result.stderr
 
 
-def test_production_default_refuses_to_start_without_secret_key():
-    result = _start({"DEBUG": None, "SECRET_KEY": None})
+def test_production_default_refuses_to_start_without_secret_key(tmp_path):
+    result = _start({"DEBUG": None, "SECRET_KEY": None, "SCIMSYNC_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_manage_py_uses_the_key_make_run_generated_and_says_what_is_wrong_without_a_traceback(tmp_path):
+    """A newcomer runs `manage.py create_api_key` after `make run`, with no SECRET_KEY set."""
+    env = {**os.environ, "SCIMSYNC_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    env.pop("SECRET_KEY", None)
+    env.pop("DEBUG", None)
+    check = [sys.executable, "manage.py", "check"]
+    refused = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "configuration error: SECRET_KEY is not set" in refused.stderr and "Traceback" not in refused.stderr
+    (tmp_path / "secret_key").write_text("generated-by-make-run\n")
+    started = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
 
 
 def test_zero_setup_defaults_are_sqlite_and_the_embedded_broker(tmp_path):

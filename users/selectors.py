@@ -1,0 +1,69 @@
+"""Reads of provisioned users with what their SCIM document needs, in one query.
+
+A SCIM User document needs the user's row, its manager's SCIM id and its
+groups. The ORM's select_related + prefetch_related spent three queries and,
+mostly, Python time compiling a 45-column join; every IdP lookup before a
+create or update pays it. This hand-written query reads the three at once.
+Callers give the WHERE clause (on the alias `u`), so scoping stays theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.db import connection as db
+
+from users.models import Group, GroupMembership, User
+
+_USERS = User._meta.db_table
+_MEMBERS = GroupMembership._meta.db_table
+_GROUPS = Group._meta.db_table
+
+# The user's groups as a JSON array of [scim_id, displayName], in membership order.
+_GROUPS_COLUMN = {
+    "postgresql": (
+        f"(SELECT json_agg(json_build_array(g.scim_id, g.display_name) ORDER BY gm.id)::text "
+        f"FROM {_MEMBERS} gm JOIN {_GROUPS} g ON g.id = gm.group_id WHERE gm.user_id = u.id)"
+    ),
+    "sqlite": (
+        f"(SELECT json_group_array(json_array(x.scim_id, x.display_name)) FROM "
+        f"(SELECT g.scim_id, g.display_name FROM {_MEMBERS} gm JOIN {_GROUPS} g ON g.id = gm.group_id "
+        f"WHERE gm.user_id = u.id ORDER BY gm.id) x)"
+    ),
+}
+
+
+def users_with_relations(where: str, params: list, *, lock: bool = False) -> list[User]:
+    """Users matching `where` (SQL on alias `u`), in primary-key order.
+
+    Each comes with its manager (a User holding only id and scim_id, so
+    `user.manager.scim_id` needs no query) and `group_refs`, a list of
+    (group SCIM id, displayName). With `lock`, the rows are locked FOR UPDATE
+    (PostgreSQL; SQLite serialises writers anyway); the caller holds the transaction.
+    """
+    with_groups = _GROUPS_COLUMN[db.vendor]
+    sql = (
+        f"SELECT u.*, mgr.scim_id AS manager_scim_id, {with_groups} AS groups_json "
+        f"FROM {_USERS} u LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id "
+        f"WHERE {where} ORDER BY u.id"
+    )
+    if lock and db.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF u"
+    users = list(User.objects.raw(sql, params))
+    for user in users:
+        _attach_relations(user)
+    return users
+
+
+def _attach_relations(user: User) -> None:
+    manager = None
+    if user.manager_id is not None:
+        # A deferred instance: what a document or a sync reads of the manager.
+        manager = User.from_db(db.alias, ["id", "scim_id"], [user.manager_id, _uuid(user.manager_scim_id)])
+    User.manager.field.set_cached_value(user, manager)
+    user.group_refs = [(_uuid(scim_id), name) for scim_id, name in json.loads(user.groups_json or "[]")]
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
