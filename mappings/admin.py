@@ -236,6 +236,15 @@ class ScimTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # tokens are created by the connection action, which shows the plaintext once
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked, never deleted: the list keeps who used which token when
+
+    def get_readonly_fields(self, request, obj=None):
+        # Expiry decides who may push: it belongs to whoever manages tokens.
+        if request.user.has_perm("mappings.manage_tokens"):
+            return self.readonly_fields
+        return (*self.readonly_fields, "label", "expires_at")
+
     @admin.action(description="Revoke selected tokens", permissions=["manage_tokens"])
     def revoke(self, request, queryset):
         for token in queryset:
@@ -258,6 +267,9 @@ class MappingChangeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the audit of mapping changes is kept whole
 
 
 @admin.register(CustomAttribute)

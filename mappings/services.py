@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from mappings.models import AttributeMapping, Connection, CustomAttribute, ScimToken
 from mappings.presets import preset_mapped_attributes
+from scimsync import rawsql
 
 
 @transaction.atomic
@@ -103,14 +104,15 @@ def connection_authenticate(plaintext: str) -> Connection | None:
         return None
     digest = ScimToken.digest_of(plaintext)
     now = timezone.now()
-    found = list(Connection.objects.raw(
-        f"SELECT c.*, t.id AS token_id, t.digest AS token_digest, "
-        f"(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale, "
-        f"{_CONFIGURATION_COLUMNS[db.vendor]} "
+    found = rawsql.fetch(
+        Connection,
+        f"SELECT {rawsql.select_list(Connection, 'c')}, t.id, t.digest, "
+        f"(t.last_used_at IS NULL OR t.last_used_at < %s), {_CONFIGURATION_COLUMNS[db.vendor]} "
         f"FROM {Connection._meta.db_table} c JOIN {ScimToken._meta.db_table} t ON t.connection_id = c.id "
         f"WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)",
         [now - timedelta(minutes=1), digest, now],
-    ))
+        extra=("token_id", "token_digest", "token_stale", "mappings_json", "custom_names_json"),
+    )
     if not found or not hmac.compare_digest(found[0].token_digest, digest):
         return None
     connection = found[0]
@@ -125,13 +127,13 @@ _CUSTOM = CustomAttribute._meta.db_table
 _CONFIGURATION_COLUMNS = {
     "postgresql": (
         f"(SELECT json_object_agg(m.attribute, m.state || '/' || m.apply)::text FROM {_MAPPING} m "
-        f"WHERE m.connection_id = c.id) AS mappings_json, "
-        f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a) AS custom_names_json"
+        f"WHERE m.connection_id = c.id), "
+        f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a)"
     ),
     "sqlite": (
         f"(SELECT json_group_object(m.attribute, m.state || '/' || m.apply) FROM {_MAPPING} m "
-        f"WHERE m.connection_id = c.id) AS mappings_json, "
-        f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a) AS custom_names_json"
+        f"WHERE m.connection_id = c.id), "
+        f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a)"
     ),
 }
 

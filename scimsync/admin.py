@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from mappings.catalogue import get_attribute
+from scimsync.csv_cells import safe_row
 from scimsync.models import AtRiskAttribute, JournalChange, JournalEntry, LostEdit, SyncRun
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
@@ -101,11 +102,11 @@ class AtRiskReportAdmin(admin.ModelAdmin):
                          "edited at", "next sync"])
         for s in queryset:
             upcoming = next_sync(s.user.connection)
-            writer.writerow([
+            writer.writerow(safe_row([
                 s.user.connection, s.attribute, s.user.user_name, _show(read_value(s.user, get_attribute(s.attribute))),
                 _show(s.idp_value), s.local_edit_by_label, s.local_edit_at.isoformat() if s.local_edit_at else "",
                 upcoming.at.isoformat() if upcoming else "",
-            ])
+            ]))
         return response
 
 
@@ -143,6 +144,9 @@ class JournalEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the journal is the audit trail: nobody edits or deletes it
 
 
 @admin.register(LostEdit)
@@ -209,6 +213,9 @@ class SyncRunAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # a run is the record of what a sync did and who asked
+
     @admin.display(description="Progress")
     def progress(self, obj):
         url = reverse("admin:scimsync_syncrun_progress", args=[obj.pk])
@@ -238,13 +245,16 @@ class SyncRunAdmin(admin.ModelAdmin):
             new = runs.sync_run_retry(run=run, requested_by=request.user)
             self.message_user(request, f"Queued {new} to retry run {run.pk}.")
 
-    @admin.action(description="Approve selected held runs", permissions=["sync"])
+    @admin.action(description="Approve selected held runs", permissions=["approve"])
     def approve(self, request, queryset):
         approved = sum(runs.sync_run_approve(run=r, approved_by=request.user) for r in queryset)
         self.message_user(request, f"Approved {approved} runs.", messages.SUCCESS if approved else messages.WARNING)
 
     def has_sync_permission(self, request):
         return request.user.has_perm("users.sync_user")
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("scimsync.approve_syncrun")
 
     def get_urls(self):
         return [

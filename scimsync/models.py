@@ -166,6 +166,9 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Letting a held run overwrite many users' local values is its own right,
+        # apart from asking for a sync (users.sync_user).
+        permissions = [("approve_syncrun", "Can approve a held sync run")]
 
     def __str__(self) -> str:
         return f"Sync run {self.pk} ({self.get_state_display()})"

@@ -91,6 +91,22 @@ class UserAdmin(DjangoUserAdmin):
                                                       "user_permissions", "last_login", "date_joined")}))
         return sets
 
+    # Who may act as whom: only a superuser grants rights. A staff member who may edit
+    # users could otherwise make themselves (or anyone) superuser through this page.
+    _GRANTING_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and not request.user.is_superuser:
+            readonly = (*readonly, *self._GRANTING_FIELDS)
+        return readonly
+
+    def user_change_password(self, request, id, form_url=""):
+        """A local account's password: changed by a superuser, or by its owner."""
+        if not request.user.is_superuser and str(request.user.pk) != str(id):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
     def get_queryset(self, request):
         return with_risk_counts(super().get_queryset(request))
 

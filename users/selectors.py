@@ -14,6 +14,7 @@ import uuid
 
 from django.db import connection as db
 
+from scimsync import rawsql
 from users.models import Group, GroupMembership, User
 
 _USERS = User._meta.db_table
@@ -34,23 +35,27 @@ _GROUPS_COLUMN = {
 }
 
 
-def users_with_relations(where: str, params: list, *, lock: bool = False) -> list[User]:
+def users_with_relations(
+    where: str, params: list, *, lock: bool = False, limit: int | None = None, offset: int = 0
+) -> list[User]:
     """Users matching `where` (SQL on alias `u`), in primary-key order.
 
-    Each comes with its manager (a User holding only id and scim_id, so
+    `limit` and `offset` page them. Each comes with its manager (a User holding only id and scim_id, so
     `user.manager.scim_id` needs no query) and `group_refs`, a list of
     (group SCIM id, displayName). With `lock`, the rows are locked FOR UPDATE
     (PostgreSQL; SQLite serialises writers anyway); the caller holds the transaction.
     """
     with_groups = _GROUPS_COLUMN[db.vendor]
     sql = (
-        f"SELECT u.*, mgr.scim_id AS manager_scim_id, {with_groups} AS groups_json "
+        f"SELECT {rawsql.select_list(User, 'u')}, mgr.scim_id, {with_groups} "
         f"FROM {_USERS} u LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id "
         f"WHERE {where} ORDER BY u.id"
     )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     if lock and db.features.has_select_for_update_of:
         sql += " FOR UPDATE OF u"
-    users = list(User.objects.raw(sql, params))
+    users = rawsql.fetch(User, sql, params, extra=("manager_scim_id", "groups_json"))
     for user in users:
         _attach_relations(user)
     return users

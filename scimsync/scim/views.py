@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import uuid as uuid_module
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,9 @@ from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
 from scimsync.scim.auth import authenticate
 from scimsync.scim.filtering import FilterError, groups_q, parse_filter, users_q
+from scimsync.scim.filtering.ast import AttrRef, Compare
 from scimsync.scim.sorting import Sort, parse_sort
-from users.models import Group, GroupMembership, User
+from users.models import Group, GroupMembership, User, name_key
 from users.selectors import users_with_relations
 
 logger = logging.getLogger(__name__)
@@ -224,10 +225,21 @@ class ResourceView(ScimView):
 
     def get_list(self, request, params):
         start, count = _page(params)
-        queryset = self.filtered(self.scoped(), params.get("filter"))
+        node = _parsed_filter(params.get("filter"))
         sort = parse_sort(params, self.resource_type)
-        page = self.fetch_page(queryset, sort, start, count, params) if count else []
-        return list_response(self.documents(request, page, params), _total(queryset, page, start, count), start)
+        count_all, page = self.select(node, sort, start, count, params)
+        return list_response(self.documents(request, page, params), _total(count_all, page, start, count), start)
+
+    def select(self, node, sort: Sort, start: int, count: int, params) -> tuple[Callable[[], int], list]:
+        """(how to count every match, the resources of the page) for a parsed filter."""
+        queryset = self.scoped() if node is None else self.scoped().filter(self.q_of(node))
+        return queryset.count, self.fetch_page(queryset, sort, start, count, params) if count else []
+
+    def q_of(self, node, *, root: bool = False):
+        try:
+            return self.to_q(node, root=root)
+        except FilterError as e:
+            raise errors.invalid_filter(str(e)) from None
 
     def fetch_page(self, queryset, sort: Sort, start: int, count: int, params) -> list:
         """The resources of one page, in order, with what their documents need."""
@@ -239,14 +251,8 @@ class ResourceView(ScimView):
         return list(ordered[:count])
 
     def filtered(self, queryset, filter_text, *, root: bool = False):
-        if not filter_text:
-            return queryset
-        if not isinstance(filter_text, str):
-            raise errors.invalid_filter("filter must be a string")
-        try:
-            return queryset.filter(self.to_q(parse_filter(filter_text), root=root))
-        except FilterError as e:
-            raise errors.invalid_filter(str(e)) from None
+        node = _parsed_filter(filter_text)
+        return queryset if node is None else queryset.filter(self.q_of(node, root=root))
 
     # --- writes --------------------------------------------------------
 
@@ -349,6 +355,20 @@ class UsersView(ResourceView):
     def to_q(self, node, *, root: bool = False):
         return users_q(node, root=root)
 
+    def select(self, node, sort: Sort, start: int, count: int, params) -> tuple[Callable[[], int], list]:
+        exact = _exact_lookup(node) if sort.key is None else None
+        if exact is None:
+            return super().select(node, sort, start, count, params)
+        # `userName eq "…"` / `externalId eq "…"`: what every IdP sends before a create or
+        # an update, answered by one indexed query without building an ORM query. The
+        # same comparison users_q makes (tests/scim/test_filter_fast_path.py holds them equal).
+        column, value = exact
+        page = users_with_relations(
+            f"u.connection_id = %s AND u.{column} = %s", [self.connection.pk, value],
+            limit=count, offset=start - 1,
+        ) if count else []
+        return lambda: self.scoped().filter(**{column: value}).count(), page
+
     def fetch_page(self, queryset, sort: Sort, start: int, count: int, params) -> list:
         ids = _page_ids(queryset, sort, start, count)
         if sort.key is None:  # primary-key order, which users_with_relations keeps
@@ -389,6 +409,19 @@ class UsersView(ResourceView):
             )
             for obj in objs
         ]
+
+
+# Filters answered by UsersView's exact lookup: attribute -> (column, the value as stored there).
+_EXACT_COLUMNS = {"username": ("user_name_key", name_key), "externalid": ("external_id", str)}
+
+
+def _exact_lookup(node) -> tuple[str, str] | None:
+    """(column, value) when the filter is `userName eq "v"` or `externalId eq "v"`, else None."""
+    match node:
+        case Compare(AttrRef(None, attr, None), "eq", str(value)) if value and attr.lower() in _EXACT_COLUMNS:
+            column, stored_as = _EXACT_COLUMNS[attr.lower()]
+            return column, stored_as(value)
+    return None
 
 
 def _in_ids(pks: list[int]) -> str:
@@ -586,13 +619,13 @@ def _one_or_list(items: list[dict], item_id: str | None) -> HttpResponse:
     return list_response(items, len(items), 1)
 
 
-def _total(queryset, page: list, start: int, count: int) -> int:
+def _total(count_all: Callable[[], int], page: list, start: int, count: int) -> int:
     """totalResults: a short page says it without a COUNT query (a filter by userName: one query, not two)."""
     if count and 0 < len(page) < count:
         return start - 1 + len(page)  # the rows before startIndex exist, since this page is not empty
     if count and not page and start == 1:
         return 0
-    return queryset.count()
+    return count_all()
 
 
 def _page(params) -> tuple[int, int]:
@@ -607,6 +640,18 @@ def _page(params) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise errors.invalid_value("startIndex and count must be integers") from None
     return max(start, 1), min(max(count, 0), limit)
+
+
+def _parsed_filter(filter_text):
+    """The filter parameter as a tree, None when absent; 400 invalidFilter when it does not parse."""
+    if not filter_text:
+        return None
+    if not isinstance(filter_text, str):
+        raise errors.invalid_filter("filter must be a string")
+    try:
+        return parse_filter(filter_text)
+    except FilterError as e:
+        raise errors.invalid_filter(str(e)) from None
 
 
 def _resource_key(uuid) -> uuid_module.UUID:

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from mappings.catalogue import Attribute, all_attributes
+from scimsync import rawsql
 from scimsync.models import AttributeState
 from scimsync.sync.next_sync import NextSync, next_sync
 from scimsync.sync.ownership import Owner, Ownership
@@ -36,7 +37,10 @@ def attribute_states_of(user: User) -> list[AttributeState]:
     """The AttributeState rows of one user. A raw query: every SCIM push reads them,
     and the ORM spent more time building this SELECT than the database answering it."""
     table = AttributeState._meta.db_table
-    return list(AttributeState.objects.raw(f"SELECT * FROM {table} WHERE user_id = %s", [user.pk]))
+    return rawsql.fetch(
+        AttributeState, f"SELECT {rawsql.select_list(AttributeState, 's')} FROM {table} s WHERE s.user_id = %s",
+        [user.pk],
+    )
 
 
 def user_attribute_rows(user: User) -> list[AttributeRow]:

@@ -79,6 +79,12 @@ def test_at_risk_report_lists_every_at_risk_attribute_and_exports_csv(admin_clie
         ("title", "sam", "Staff Engineer", "Engineer"),
     ]
 
+    _edit(sam, "title", "@SUM(1+1)")  # CSV injection: shown as text, never run as a formula
+    response = admin_client.post("/admin/scimsync/atriskattribute/",
+                                 {"action": "export_csv", "_selected_action": ids})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert ("sam", "'@SUM(1+1)") in [(r[2], r[3]) for r in rows[1:]]
+
 
 def test_bulk_revert_from_the_report(admin_client, connection):
     alex = _provision(connection, "alex", title="Analyst")

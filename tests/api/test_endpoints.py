@@ -292,6 +292,16 @@ def test_the_at_risk_report_in_json_and_csv(api, ada, connection):
     assert table[2][5:7] == ["Lead", "Analyst"]
 
 
+def test_the_csv_never_carries_a_live_formula(api, ada):
+    """OWASP CSV injection: a value from the IdP or an editor that starts like a formula
+    is written with a leading apostrophe, so a spreadsheet shows it as text."""
+    services.user_local_edit(user=ada, attribute="title", value='=HYPERLINK("http://evil","x")',
+                             actor=services.Actor("bob"))
+    response = api.get("/api/v1/at-risk.csv", HTTP_ACCEPT="text/csv")
+    table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert table[1][5:7] == ['\'=HYPERLINK("http://evil","x")', "Analyst"]
+
+
 def test_the_journal_per_user_and_per_connection(api, ada, connection):
     services.user_local_edit(user=ada, attribute="title", value="Lead", actor=services.Actor("bob"))
     kinds = [e["kind"] for e in api.get(f"/api/v1/users/{ada.pk}/journal/").json()["results"]]

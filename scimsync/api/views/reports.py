@@ -20,6 +20,7 @@ from scimsync.api.errors import Conflict, ErrorSerializer
 from scimsync.api.filters import AtRiskFilter, JournalFilter, LostEditFilter, RequestLogFilter
 from scimsync.api.selectors import journal_entries, lost_edits
 from scimsync.api.views.base import actor
+from scimsync.csv_cells import safe_row
 from scimsync.models import JournalChange, JournalEntry, ScimRequestLog
 from scimsync.sync import services
 from scimsync.sync.selectors import at_risk_report
@@ -82,11 +83,11 @@ class AtRiskCsv(AtRiskMixin, generics.GenericAPIView):
             yield writer.writerow(CSV_COLUMNS)
             for state in rows.iterator(chunk_size=500):
                 row = s.AtRiskRowSerializer(state, context=context).data
-                yield writer.writerow([
+                yield writer.writerow(safe_row([
                     row["connection_name"], row["attribute"], row["scim_path"], row["user"], row["user_name"],
                     _cell(row["current"]), _cell(row["idp_value"]), row["local_edit_by_label"],
                     row["local_edit_at"] or "", row["overwritten_at"] or "",
-                ])
+                ]))
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="at-risk.csv"'

@@ -85,7 +85,7 @@ class SyncRunRetry(APIView):
 
 @extend_schema(tags=TAG)
 class SyncRunApprove(APIView):
-    required_perms = {"POST": ("users.sync_user",)}
+    required_perms = {"POST": ("scimsync.approve_syncrun",)}
 
     @extend_schema(request=None, responses={200: s.SyncRunSerializer, 409: ErrorSerializer})
     def post(self, request, pk: int):

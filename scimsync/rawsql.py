@@ -1,0 +1,67 @@
+"""Model instances from hand-written SQL, for the few queries every SCIM request runs.
+
+`Model.objects.raw()` works out, on every call, which result columns are
+model fields (reading the cursor description, which psycopg builds anew each
+time) and which converters each needs; for a 45-column user that was a third
+of a SCIM lookup's Python time. Here the SELECT list is written from the
+model's own fields, so the column order is known in advance and that work is
+done once per model and database.
+
+Use it only where the ORM's cost shows in the benchmarks (docs/benchmarks.md);
+everywhere else the ORM is clearer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TypeVar
+
+from django.db import connection as db
+from django.db import models
+
+M = TypeVar("M", bound=models.Model)
+
+
+@functools.cache
+def select_list(model: type[models.Model], alias: str) -> str:
+    """`alias."col1", alias."col2", ...` for every concrete field, in _meta.concrete_fields order."""
+    return ", ".join(f"{alias}.{db.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+
+
+def fetch(model: type[M], sql: str, params: Sequence, *, extra: Sequence[str] = ()) -> list[M]:
+    """Run `sql`, whose SELECT list starts with select_list(model, ...) followed by `extra` columns.
+
+    Returns instances as the ORM would build them (same converters, `_state.adding`
+    False), each extra column set as an attribute of that name.
+    """
+    cols, converters = _plan(model, db.vendor)
+    width = len(cols)
+    found = []
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for row in rows:
+        values = list(row[:width])
+        for index, field_converters in converters:
+            value = values[index]
+            for converter in field_converters:
+                value = converter(value, cols[index], db)
+            values[index] = value
+        obj = model.from_db(db.alias, None, values)
+        for name, value in zip(extra, row[width:], strict=True):
+            setattr(obj, name, value)
+        found.append(obj)
+    return found
+
+
+@functools.cache
+def _plan(model: type[models.Model], vendor: str):
+    """The model's columns, and the (index, converters) of those needing conversion."""
+    cols = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
+    converters = []
+    for index, col in enumerate(cols):
+        found = db.ops.get_db_converters(col) + col.get_db_converters(db)
+        if found:
+            converters.append((index, found))
+    return cols, converters
