@@ -13,6 +13,7 @@ import pytest
 import requests
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -271,3 +272,22 @@ def test_an_admin_creates_a_key_in_the_admin_and_sees_it_once(client, alice, bob
 
     client.post("/admin/scimsync/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     assert api.get("/api/v1/users/", HTTP_AUTHORIZATION=f"Api-Key {plaintext}").status_code == 401
+
+
+@pytest.mark.django_db
+def test_approving_a_held_run_is_its_own_permission(client_as, world):
+    """Asking for a sync (users.sync_user) does not let a run overwrite many local edits:
+    approving a held run needs scimsync.approve_syncrun, in the API as in the admin."""
+    erin = User.objects.create_user("erin", "erin-password-123", is_staff=True)
+    erin.user_permissions.set(Permission.objects.filter(codename__in=["sync_user", "view_syncrun"]))
+    url = f"/api/v1/sync-runs/{world['h']}/approve/"
+    assert client_as(erin).post(url).status_code == 403
+    admin = Client()
+    admin.force_login(erin)
+    admin.post("/admin/scimsync/syncrun/", {"action": "approve", "_selected_action": [world["h"]]})
+    assert SyncRun.objects.get(pk=world["h"]).state == SyncRun.State.HELD
+
+    erin.user_permissions.add(Permission.objects.get(codename="approve_syncrun"))
+    erin = User.objects.get(pk=erin.pk)  # a fresh instance: permissions are cached per instance
+    assert client_as(erin).post(url).status_code == 200
+    assert SyncRun.objects.get(pk=world["h"]).state != SyncRun.State.HELD
