@@ -65,3 +65,31 @@ def _plan(model: type[models.Model], vendor: str):
         if found:
             converters.append((index, found))
     return cols, converters
+
+
+def insert(model: type[M], objs: Sequence[M]) -> None:
+    """INSERT unsaved instances in one statement, and give them their primary keys.
+
+    What bulk_create does, without building the query through the compiler: for
+    the journal rows every push writes. Field defaults and auto_now values are
+    applied as the ORM applies them (Field.pre_save); no signals are sent.
+    """
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    params: list = []
+    for obj in objs:
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    quote = db.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([row] * len(objs))} RETURNING {quote(model._meta.pk.column)}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = [r[0] for r in cursor.fetchall()]
+    # Both databases return the rows of a multi-row INSERT in the order of its VALUES.
+    for obj, key in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding, obj._state.db = False, db.alias

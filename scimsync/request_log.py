@@ -10,9 +10,10 @@ import json
 import logging
 
 from mappings.catalogue import catalogue_snapshot
-from scimsync.sync.ownership import ownership_snapshot
+from scimsync import rawsql
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
+from scimsync.sync.ownership import ownership_snapshot
 
 logger = logging.getLogger(__name__)
 SCIM_PREFIX = "/scim/v2/"
@@ -60,7 +61,7 @@ class ScimRequestLogMiddleware:
         is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
         if connection_id and is_user_write and response.status_code < 400:
             decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body)
-        ScimRequestLog.objects.create(
+        rawsql.insert(ScimRequestLog, [ScimRequestLog(  # a row per write: see scimsync.rawsql
             connection_id=connection_id, method=request.method, path=request.path[:500],
             status=response.status_code, detail=str(detail)[:2000], decoded=decoded,
-        )
+        )])

@@ -97,6 +97,14 @@ if _database_url:
             _database_url, conn_max_age=env_int("SCIMSYNC_DB_CONN_MAX_AGE", 60, minimum=0)
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "SCIMSYNC_DB_PREPARED_STATEMENTS", True
+    ):
+        # Server-side parameters, and psycopg prepares a statement once a connection has
+        # run it 5 times: every SCIM request runs the same few, and PostgreSQL spent longer
+        # planning them than running them. Turn off behind a transaction-mode pooler
+        # (PgBouncer before 1.21), which cannot keep prepared statements per client.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 else:
     DATABASES = {
         "default": {

@@ -15,12 +15,13 @@ from typing import Any
 
 from django.db import connection as db
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, all_attributes, get_attribute
 from mappings.models import AttributeMapping, Connection, MappingChange
 from mappings.presets import preset_mapped_attributes
+from scimsync import rawsql
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
 from scimsync.sync.selectors import attribute_states_of
@@ -161,13 +162,14 @@ def _forget_local_edit(state: AttributeState) -> None:
 def _journal(
     user: User, kind: str, actor: Actor, changes: list[JournalChange]
 ) -> JournalEntry:
-    entry = JournalEntry.objects.create(
+    entry = JournalEntry(
         user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
         source=actor.label, actor=actor.user, sync_run=actor.sync_run,
     )
+    rawsql.insert(JournalEntry, [entry])  # every push writes one: see scimsync.rawsql
     for change in changes:
         change.entry = entry
-    JournalChange.objects.bulk_create(changes)
+    rawsql.insert(JournalChange, changes)
     return entry
 
 
@@ -310,8 +312,13 @@ LAST_PUSH_PRECISION = timedelta(seconds=30)
 
 
 def _stamp_last_push(connection_id: int, now) -> None:
-    stale = Q(last_push_at__isnull=True) | Q(last_push_at__lt=now - LAST_PUSH_PRECISION)
-    Connection.objects.filter(stale, pk=connection_id).update(last_push_at=now)
+    # Raw: on every push the ORM spent more building this UPDATE than PostgreSQL running it.
+    table = db.ops.quote_name(Connection._meta.db_table)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_push_at = %s WHERE id = %s AND (last_push_at IS NULL OR last_push_at < %s)",
+            [now, connection_id, now - LAST_PUSH_PRECISION],
+        )
 
 
 @transaction.atomic
