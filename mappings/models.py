@@ -111,6 +111,9 @@ class AttributeMapping(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.MAPPED)
     apply = models.CharField(max_length=10, choices=Apply.choices, default=Apply.ALWAYS)
     updated_at = models.DateTimeField(auto_now=True)
+    # When this connection's IdP first sent the attribute, for any user ("observed
+    # from IdP"); None: never. Set by the sync engine, mapped or not.
+    observed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

@@ -92,7 +92,7 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     digest, revoked and expired tokens refused, last use stamped once a minute.
 
     The same query reads what every SCIM request needs next: the connection's
-    mappings (`mappings_json`, {attribute: "state/apply"}) and the custom
+    mappings (`mappings_json`, {attribute: "state/apply/o"}) and the custom
     attribute names (`custom_names_json`), both as JSON text; see
     prime_catalogue_snapshot and prime_ownership.
     """
@@ -123,15 +123,17 @@ def connection_authenticate(plaintext: str) -> Connection | None:
 
 _MAPPING = AttributeMapping._meta.db_table
 _CUSTOM = CustomAttribute._meta.db_table
-# A connection's mappings and the custom attribute names, as JSON text, per database.
+_SEEN = "(CASE WHEN m.observed_at IS NULL THEN '' ELSE 'o' END)"
+# A connection's mappings and the custom attribute names, as JSON text, per database
+# (scimsync.sync.ownership.prime_ownership reads the first).
 _CONFIGURATION_COLUMNS = {
     "postgresql": (
-        f"(SELECT json_object_agg(m.attribute, m.state || '/' || m.apply)::text FROM {_MAPPING} m "
+        f"(SELECT json_object_agg(m.attribute, m.state || '/' || m.apply || '/' || {_SEEN})::text FROM {_MAPPING} m "
         f"WHERE m.connection_id = c.id), "
         f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a)"
     ),
     "sqlite": (
-        f"(SELECT json_group_object(m.attribute, m.state || '/' || m.apply) FROM {_MAPPING} m "
+        f"(SELECT json_group_object(m.attribute, m.state || '/' || m.apply || '/' || {_SEEN}) FROM {_MAPPING} m "
         f"WHERE m.connection_id = c.id), "
         f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a)"
     ),

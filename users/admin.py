@@ -160,7 +160,10 @@ class UserAdmin(DjangoUserAdmin):
                     'name="attribute" value="{}">Revert to IdP value</button>',
                     row.attribute.short_name,
                 )
-            idp = _show(row.idp_value) if row.idp_sent else "never sent"
+            if row.idp_sent:
+                idp = _show(row.idp_value)
+            else:
+                idp = "never sent" if row.observed_from_idp else "never sent (not observed from this IdP)"
             owner = row.owner.label
             if mapping_url and not row.attribute.always_idp:
                 owner = format_html('<a href="{}#mapping-{}" title="the mapping that owns it">{}</a>',

@@ -59,6 +59,7 @@ class MappingRow:
     apply: str
     owner: Owner
     updated_at: datetime | None
+    observed_at: datetime | None = None
 
     @property
     def editable(self) -> bool:
@@ -80,5 +81,6 @@ def connection_mappings(connection: Connection) -> list[MappingRow]:
         else:
             state, apply, updated_at = mapping.state, mapping.apply, mapping.updated_at
         owner = Owner.IDP if attribute.always_idp else owner_of(state, apply)
-        result.append(MappingRow(attribute, state, apply, owner, updated_at))
+        observed_at = mapping.observed_at if mapping is not None else None
+        result.append(MappingRow(attribute, state, apply, owner, updated_at, observed_at))
     return result

@@ -171,6 +171,8 @@ class MappingSerializer(serializers.Serializer):
     owner = serializers.ChoiceField(choices=OWNERS)
     editable = serializers.BooleanField()
     updated_at = serializers.DateTimeField(allow_null=True)
+    observed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this connection's IdP first sent the attribute; null: never.")
 
 
 def validate_mappable(name: str) -> str:
@@ -260,6 +262,8 @@ class AttributeRowSerializer(serializers.Serializer):
     local_edit_by = serializers.CharField()
     local_edit_at = serializers.DateTimeField(allow_null=True)
     local_edit_before = serializers.JSONField(help_text="The value before the local edit.")
+    observed_from_idp = serializers.BooleanField(
+        help_text="The connection's IdP has sent this attribute, for this user or another.")
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_overwritten_at(self, row):

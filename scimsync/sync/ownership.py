@@ -26,9 +26,13 @@ class Owner(StrEnum):
 
 @dataclass(frozen=True)
 class Ownership:
-    """The owners of every attribute for one connection, loaded in one query."""
+    """The owners of every attribute for one connection, loaded in one query.
+
+    `observed`: the attributes this connection's IdP has ever sent, for any user.
+    """
 
     by_attribute: dict[str, Owner]
+    observed: frozenset[str] = frozenset()
 
     @classmethod
     def for_connection(cls, connection: Connection | int) -> Ownership:
@@ -37,9 +41,14 @@ class Ownership:
         if snapshot is not None and connection_id in snapshot:
             return snapshot[connection_id]
         rows = AttributeMapping.objects.filter(connection_id=connection_id).values_list(
-            "attribute", "state", "apply"
+            "attribute", "state", "apply", "observed_at"
         )
-        return cls({attr: owner_of(state, apply) for attr, state, apply in rows})
+        owners, observed = {}, set()
+        for attr, state, apply, observed_at in rows:
+            owners[attr] = owner_of(state, apply)
+            if observed_at is not None:
+                observed.add(attr)
+        return cls(owners, frozenset(observed))
 
     def owner(self, attribute: Attribute) -> Owner:
         if attribute.always_idp:
@@ -83,7 +92,8 @@ def ownership_snapshot() -> Iterator[None]:
 
 
 def prime_ownership(connection_id: int, mappings_json: str | None) -> None:
-    """Record a connection's mappings, a JSON object {attribute: "state/apply"}, in the snapshot."""
+    """Record a connection's mappings in the snapshot: a JSON object
+    {attribute: "state/apply/o"}, the "o" there when the IdP has sent the attribute."""
     snapshot = _snapshot.get()
     if snapshot is not None:
         snapshot[connection_id] = _parsed(mappings_json or "{}")
@@ -93,8 +103,10 @@ def prime_ownership(connection_id: int, mappings_json: str | None) -> None:
 def _parsed(mappings_json: str) -> Ownership:
     # Mappings change rarely: most requests find their Ownership parsed already.
     # An Ownership is never mutated, so requests can share one.
-    owners = {}
-    for attribute, state_apply in json.loads(mappings_json).items():
-        state, _, apply = state_apply.partition("/")
+    owners, observed = {}, set()
+    for attribute, packed in json.loads(mappings_json).items():
+        state, apply, seen = packed.split("/")
         owners[attribute] = owner_of(state, apply)
-    return Ownership(owners)
+        if seen:
+            observed.add(attribute)
+    return Ownership(owners, frozenset(observed))

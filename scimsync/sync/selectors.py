@@ -31,6 +31,8 @@ class AttributeRow:
     local_edit_by: str
     local_edit_at: datetime | None
     local_edit_before: Any
+    # The connection's IdP has sent this attribute for some user (not necessarily this one).
+    observed_from_idp: bool = False
 
 
 def attribute_states_of(user: User) -> list[AttributeState]:
@@ -60,6 +62,9 @@ def user_attribute_rows(user: User) -> list[AttributeRow]:
                 local_edit_by=state.local_edit_by_label if state else "",
                 local_edit_at=state.local_edit_at if state else None,
                 local_edit_before=state.local_edit_before if state else None,
+                observed_from_idp=bool(user.connection_id) and (
+                    attribute.always_idp or attribute.short_name in ownership.observed or bool(state and state.idp_sent)
+                ),
             )
         )
     return rows

@@ -230,7 +230,17 @@ def _record_idp_values(
                 )
         state.idp_value = value
         state.idp_received_at = now
+    _mark_observed(user.connection_id, ownership, received, now)
     return kept_local
+
+
+def _mark_observed(connection_id: int, ownership: Ownership, received, now) -> None:
+    """The first time a connection's IdP sends an attribute, its mapping says so ("observed")."""
+    new = [name for name in received if name not in ownership.observed and name in ownership.by_attribute]
+    if new:
+        AttributeMapping.objects.filter(
+            connection_id=connection_id, attribute__in=new, observed_at__isnull=True
+        ).update(observed_at=now)
 
 
 @transaction.atomic

@@ -106,9 +106,10 @@ def test_user_detail_shows_every_attribute_with_owner_values_and_flag(api, ada, 
     assert rows["title"] | {"idp_received_at": None, "local_edit_at": None, "overwritten_at": None} == {
         "attribute": "title", "scim_path": "title", "owner": "idp", "current": "Lead", "idp_sent": True,
         "idp_value": "Analyst", "idp_received_at": None, "at_risk": True, "overwritten_at": None,
-        "local_edit_by": "bob", "local_edit_at": None, "local_edit_before": "Analyst",
+        "local_edit_by": "bob", "local_edit_at": None, "local_edit_before": "Analyst", "observed_from_idp": True,
     }
     assert rows["phone_mobile"]["owner"] == "local" and rows["phone_mobile"]["idp_sent"] is False
+    assert rows["phone_mobile"]["observed_from_idp"] is False
     assert rows["user_name"]["owner"] == "idp"
     assert body["at_risk_count"] == 1 and body["at_risk_attributes"] == ["title"]
     assert body["next_sync"]["expected"] is True
