@@ -19,6 +19,7 @@ from mappings.presets import preset_mapped_attributes
 from mappings.services import (
     connection_apply_preset_mappings, custom_attribute_create, token_create, token_revoke,
 )
+from scimsync.display import show_time
 from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
@@ -149,7 +150,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 ((d["attribute"], _short(d.get("value")), OUTCOME_LABELS.get(d["outcome"], d["outcome"]))
                  for d in log.decoded),
             )
-            return (log.created_at.strftime("%Y-%m-%d %H:%M:%S"), log.method, log.path, log.status,
+            return (show_time(log.created_at), log.method, log.path, log.status,
                     log.detail, decoded)
         return format_html(
             '<table class="request-log"><tr><th>When</th><th>Request</th><th>Status</th><th>Attributes</th></tr>{}</table>',

@@ -13,16 +13,15 @@ from django.utils.html import format_html, format_html_join
 
 from mappings.catalogue import get_attribute
 from scimsync.csv_cells import safe_row
+from scimsync.display import show_time, show_value
 from scimsync.models import AtRiskAttribute, JournalChange, JournalEntry, LostEdit, SyncRun
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
+from scimsync.sync.selectors import at_risk_groups
 from scimsync.sync.values import read_value
 
 
-def _show(value) -> str:
-    from users.admin import _show as show
-
-    return show(value)
+_show = show_value
 
 
 @admin.register(AtRiskAttribute)
@@ -41,10 +40,16 @@ class AtRiskReportAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(at_risk=True)
 
+    change_list_template = "admin/scimsync/atriskattribute/change_list.html"
+
     def changelist_view(self, request, extra_context=None):
         # "Select at-risk attribute to view" says nothing; say what the rows are.
         title = "At-risk report: local edits the next sync will overwrite"
-        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+        response = super().changelist_view(request, {"title": title, **(extra_context or {})})
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:  # headings for what the filters selected, every page of it
+            response.context_data["groups"] = at_risk_groups(changelist.queryset)
+        return response
 
     def has_add_permission(self, request):
         return False
@@ -75,7 +80,7 @@ class AtRiskReportAdmin(admin.ModelAdmin):
     def local_edit(self, obj):
         if not obj.local_edit_at:
             return "—"
-        return f"{obj.local_edit_by_label} at {obj.local_edit_at:%Y-%m-%d %H:%M}"
+        return f"{obj.local_edit_by_label} at {show_time(obj.local_edit_at)}"
 
     @admin.display(description="Next sync")
     def next_sync_at(self, obj):
@@ -153,8 +158,8 @@ class JournalEntryAdmin(admin.ModelAdmin):
 class LostEditAdmin(admin.ModelAdmin):
     """Lost edits: values a sync overwrote, each restorable as a new local edit."""
 
-    list_display = ("lost_at", "user_name", "connection", "attribute", "old_value", "new_value",
-                    "lost_edit_by_label", "lost_edit_at", "restored_at")
+    list_display = ("lost_at", "user_name", "connection", "attribute", "lost_value", "written_value",
+                    "edited", "restored")
     list_filter = ("entry__connection", "attribute")
     list_select_related = ("entry__connection",)
     search_fields = ("entry__user_name", "attribute")
@@ -166,7 +171,23 @@ class LostEditAdmin(admin.ModelAdmin):
 
     @admin.display(description="Lost at", ordering="entry__created_at")
     def lost_at(self, obj):
-        return obj.entry.created_at
+        return show_time(obj.entry.created_at)
+
+    @admin.display(description="Value lost (the local edit)")
+    def lost_value(self, obj):
+        return show_value(obj.old_value)
+
+    @admin.display(description="Value the sync wrote")
+    def written_value(self, obj):
+        return show_value(obj.new_value)
+
+    @admin.display(description="Edited by", ordering="lost_edit_at")
+    def edited(self, obj):
+        return f"{obj.lost_edit_by_label or 'someone'} at {show_time(obj.lost_edit_at)}"
+
+    @admin.display(description="Restored", ordering="restored_at")
+    def restored(self, obj):
+        return show_time(obj.restored_at) if obj.restored_at else "no"
 
     @admin.display(description="User")
     def user_name(self, obj):

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind
+from scimsync.display import show_time, show_value
 from scimsync.sync import runs, services
 from scimsync.sync.selectors import user_attribute_rows, user_next_sync, with_risk_counts
 from scimsync.sync.values import InvalidValue
@@ -49,12 +50,7 @@ class AtRiskAttributeFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _show(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
-    return str(value)
+_show = show_value
 
 
 @admin.register(User)
@@ -148,7 +144,9 @@ class UserAdmin(DjangoUserAdmin):
             flag = "⚠ At risk" if row.at_risk else ""
             edit = ""
             if row.local_edit_at:
-                edit = f"edited by {row.local_edit_by} at {row.local_edit_at:%Y-%m-%d %H:%M}"
+                edit = f"edited by {row.local_edit_by} at {show_time(row.local_edit_at)}"
+                if row.local_edit_before is not None:
+                    edit += f" (was {show_value(row.local_edit_before)})"
             action = ""
             # The revert view checks the permission; a viewer's click is refused there.
             # The button belongs to a separate form (change_form.html renders it after
@@ -198,7 +196,7 @@ class UserAdmin(DjangoUserAdmin):
         items = format_html_join(
             "", "<li>{} — {} by {}<ul>{}</ul></li>",
             (
-                (e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), e.source,
+                (show_time(e.created_at), e.get_kind_display(), e.source,
                  format_html_join("", "<li>{}</li>", ((c_summary(c),) for c in e.changes.all())))
                 for e in entries
             ),
@@ -267,7 +265,7 @@ def c_summary(change) -> str:
     if change.lost_edit:
         text += f" — LOST EDIT by {change.lost_edit_by_label or 'someone'}"
         if change.lost_edit_at:
-            text += f" at {change.lost_edit_at:%Y-%m-%d %H:%M}"
+            text += f" at {show_time(change.lost_edit_at)}"
     elif change.outcome == "kept_local":
         text += " — recorded only; the product's value was kept"
     return text

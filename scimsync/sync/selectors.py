@@ -90,6 +90,32 @@ def at_risk_report(*, connection_id: int | None = None) -> QuerySet[AttributeSta
 
 
 @dataclass(frozen=True)
+class AtRiskGroup:
+    """The at-risk report's heading for one connection and attribute."""
+
+    connection: Any
+    attribute: str
+    users: int
+    next_sync: NextSync | None
+
+
+def at_risk_groups(rows: QuerySet[AttributeState]) -> list[AtRiskGroup]:
+    """How many users are at risk per connection and attribute among `rows`: two queries."""
+    from mappings.models import Connection
+
+    counts = list(
+        rows.order_by().values("user__connection_id", "attribute").annotate(users=Count("user_id", distinct=True))
+    )
+    connections = Connection.objects.in_bulk({c["user__connection_id"] for c in counts})
+    groups = [
+        AtRiskGroup(connections[c["user__connection_id"]], c["attribute"], c["users"],
+                    next_sync(connections[c["user__connection_id"]]))
+        for c in counts if c["user__connection_id"] in connections
+    ]
+    return sorted(groups, key=lambda g: (g.connection.name, g.attribute))
+
+
+@dataclass(frozen=True)
 class ConnectionHealth:
     connection: Any
     users_at_risk: int

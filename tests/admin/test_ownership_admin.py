@@ -66,9 +66,16 @@ def test_at_risk_report_lists_every_at_risk_attribute_and_exports_csv(admin_clie
     _edit(alex, "department", "Ops")
     _edit(sam, "title", "Staff Engineer")
 
-    page = admin_client.get("/admin/scimsync/atriskattribute/").content.decode()
+    response = admin_client.get("/admin/scimsync/atriskattribute/")
+    page = response.content.decode()
     for text in ("Lead", "Ops", "Staff Engineer", "Analyst", "Sales", "Engineer"):
         assert text in page
+    # Grouped by connection and attribute (issue 6), with the next sync of each group.
+    groups = [(g.connection.pk, g.attribute, g.users) for g in response.context_data["groups"]]
+    assert groups == [(connection.pk, "department", 1), (connection.pk, "title", 2)]
+    assert f'data-connection="{connection.pk}" data-attribute="title"' in page
+    filtered = admin_client.get("/admin/scimsync/atriskattribute/", {"attribute": "title"})
+    assert [(g.attribute, g.users) for g in filtered.context_data["groups"]] == [("title", 2)]
     ids = list(AttributeState.objects.filter(at_risk=True).values_list("pk", flat=True))
     response = admin_client.post("/admin/scimsync/atriskattribute/",
                                  {"action": "export_csv", "_selected_action": ids})

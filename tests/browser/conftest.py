@@ -50,13 +50,18 @@ def _chromium():
 
 
 @pytest.fixture
-def browser_page(_chromium):
-    """A page in a new browser context (no cookies shared with other tests)."""
+def browser_page(_chromium, request):
+    """A page in a new browser context (no cookies shared with other tests).
+
+    Every test leaves a screenshot of the page it ended on, as
+    artifacts/screenshots/end-<test name>.png (issue 6: each browser test saves one).
+    """
     context = _chromium.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(10_000)
     page = context.new_page()
     try:
         yield page
+        screenshot(page, f"end-{request.node.name}")
     finally:
         context.close()
 

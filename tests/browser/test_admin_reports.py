@@ -138,3 +138,29 @@ def test_lost_edit_is_listed_and_restored_as_a_new_flagged_local_edit(browser_pa
     ownership_table = page.locator("table.ownership")
     ownership_table.scroll_into_view_if_needed()
     screenshot(page, "lost-edit-restored")
+
+
+def test_a_sync_runs_progress_moves_without_a_reload(browser_page, live_server, scim, alice, connection):
+    """Issue 4: "the admin shows progress without a page reload". The run's page polls its
+    progress; the run is then executed (here in the test process, as a worker would) and the
+    page, never reloaded, shows it finished with its counts."""
+    from scimsync.models import SyncRun
+    from scimsync.sync import runs
+
+    page, base = browser_page, live_server.url
+    for i in range(3):
+        provision(scim, f"p{i}@example.com", title="Analyst")
+    local_edit("p0@example.com", "title", "Lead")
+    run = SyncRun.objects.create(connection=connection, users_total=0)  # queued; no worker in this test
+
+    login(page, base, "alice", ALICE_PASSWORD)
+    page.goto(f"{base}/admin/scimsync/syncrun/{run.pk}/change/")
+    text = page.locator(".sync-progress-text")
+    expect(text).to_contain_text("Queued")
+    page.evaluate("window.__loaded_marker = 1")  # gone if the page reloads
+
+    runs.sync_run_execute(run_id=run.pk)
+    expect(text).to_contain_text("3 / 3 users, Succeeded (1 attributes overwritten, 1 lost edits)")
+    assert page.evaluate("window.__loaded_marker") == 1
+    assert page.locator(".sync-progress progress").get_attribute("value") == "3"
+    screenshot(page, "sync-run-progress")
