@@ -137,7 +137,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             return "—"
         since = timezone.now() - timedelta(days=1)
         logs = ScimRequestLog.objects.filter(connection=obj, created_at__gte=since)
-        return f"{logs.filter(status__lt=400).count()} pushes, {logs.filter(status__gte=400).count()} errors"
+        return f"{logs.pushes().count()} pushes, {logs.failed_pushes().count()} failed"
 
     @admin.display(description="What the IdP sent recently")
     def recent_requests(self, obj):

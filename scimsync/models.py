@@ -174,6 +174,19 @@ class SyncRun(models.Model):
         return f"Sync run {self.pk} ({self.get_state_display()})"
 
 
+class ScimRequestLogQuerySet(models.QuerySet):
+    WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+    def pushes(self):
+        """What the IdP sent that changed something: writes that succeeded."""
+        return self.filter(method__in=self.WRITES, status__lt=400)
+
+    def failed_pushes(self):
+        """Writes the server refused or failed, and any server error. A GET of an id
+        that is gone (404) is how an IdP finds out, not a failure of the connection."""
+        return self.filter(models.Q(method__in=self.WRITES, status__gte=400) | models.Q(status__gte=500))
+
+
 class ScimRequestLog(models.Model):
     """One SCIM write (or failed request) of a connection, decoded per attribute.
 
@@ -191,6 +204,8 @@ class ScimRequestLog(models.Model):
     # [{"attribute": "title", "value": "Analyst", "outcome": "applied" | "kept_local" | "applied_on_create" | "not_in_catalogue"}]
     decoded = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScimRequestLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

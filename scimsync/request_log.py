@@ -51,6 +51,10 @@ class ScimRequestLogMiddleware:
 
     def record(self, request, response, body: bytes) -> None:
         connection_id = getattr(request, "scim_connection_id", None)
+        if connection_id is None:
+            # No valid token: nobody's connection to show it on, and a flood of bad
+            # tokens must not grow the table. The 401 itself is answer enough.
+            return
         detail = ""
         if response.status_code >= 400:
             try:
@@ -65,3 +69,15 @@ class ScimRequestLogMiddleware:
             connection_id=connection_id, method=request.method, path=request.path[:500],
             status=response.status_code, detail=str(detail)[:2000], decoded=decoded,
         )])
+
+
+def request_log_prune(*, now=None) -> int:
+    """Delete request-log rows older than SCIMSYNC_REQUEST_LOG_DAYS; returns how many."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SCIMSYNC["REQUEST_LOG_DAYS"])
+    deleted, _ = ScimRequestLog.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -196,13 +196,17 @@ SCIMSYNC = {
     # an admin's approval instead of running.
     "APPROVAL_SHARE": env_float("SCIMSYNC_APPROVAL_SHARE", 0.2, minimum=0.0, maximum=1.0),
     "APPROVAL_MIN_USERS": env_int("SCIMSYNC_APPROVAL_MIN_USERS", 10, minimum=1),
+    # Days the decoded SCIM request log is kept (the journal is kept for ever).
+    "REQUEST_LOG_DAYS": env_int("SCIMSYNC_REQUEST_LOG_DAYS", 30, minimum=1),
 }
 
 # Celery beat (`celery -A scimsync beat`, or `worker -B` under `make run`): per-connection
-# schedules are checked every minute, and queued runs whose message was lost are re-sent.
+# schedules are checked every minute, queued runs whose message was lost are re-sent,
+# and the request log is pruned hourly.
 CELERY_BEAT_SCHEDULE = {
     "start-due-scheduled-syncs": {"task": "scimsync.tasks.start_due_scheduled_syncs", "schedule": 60.0},
     "requeue-stale-sync-runs": {"task": "scimsync.tasks.requeue_stale_sync_runs", "schedule": 60.0},
+    "prune-request-log": {"task": "scimsync.tasks.prune_request_log", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from scimsync import request_log
 from scimsync.sync import runs
 
 
@@ -26,3 +27,8 @@ def requeue_stale_sync_runs() -> int:
 @shared_task(ignore_result=True)
 def start_due_scheduled_syncs() -> int:
     return len(runs.start_due_scheduled_syncs())
+
+
+@shared_task(ignore_result=True)
+def prune_request_log() -> int:
+    return request_log.request_log_prune()

@@ -162,5 +162,5 @@ def _request_counts(since: datetime, *, failed: bool):
     from scimsync.models import ScimRequestLog
 
     rows = ScimRequestLog.objects.filter(created_at__gte=since, connection__isnull=False)
-    rows = rows.filter(status__gte=400) if failed else rows.filter(status__lt=400)
+    rows = rows.failed_pushes() if failed else rows.pushes()
     return rows.values_list("connection_id").annotate(n=Count("id")).values_list("connection_id", "n")

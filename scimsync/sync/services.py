@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, all_attributes, get_attribute
+from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, Kind, all_attributes, get_attribute
 from mappings.models import AttributeMapping, Connection, MappingChange
 from mappings.presets import preset_mapped_attributes
 from scimsync import rawsql
@@ -530,16 +530,32 @@ class MappingImpact:
 
 
 def _flag_changes(connection: Connection, attribute: Attribute, ownership: Ownership):
-    """Yield (state, new_flag) for every user of the connection whose flag would change."""
+    """Yield (state, new_flag) for every user of the connection whose flag would change.
+
+    Reads the state rows and, of each user, only the column the attribute lives in
+    (read_value reads nothing else): a connection of 100,000 users is read in
+    seconds rather than tens of them.
+    """
     states = (
         AttributeState.objects.filter(user__connection=connection, attribute=attribute.short_name)
-        .select_related("user__manager")
-        .iterator(chunk_size=500)
+        .select_related("user__manager" if attribute.kind is Kind.REFERENCE else "user")
+        .only("id", "user_id", "attribute", "idp_value", "idp_received_at", "at_risk", *_value_columns(attribute))
+        .order_by("pk")
+        .iterator(chunk_size=2000)
     )
     for state in states:
         flag = compute_at_risk(state.user, attribute, state, ownership)
         if flag != state.at_risk:
             yield state, flag
+
+
+def _value_columns(attribute: Attribute) -> list[str]:
+    """What read_value reads of a user for this attribute, as `only()` paths from a state."""
+    if attribute.is_custom:
+        return ["user__id", "user__custom_attributes"]
+    if attribute.kind is Kind.REFERENCE:
+        return ["user__id", "user__manager_id", "user__manager__id", "user__manager__scim_id"]
+    return ["user__id", f"user__{_field_name(attribute)}"]
 
 
 def _ownership_with(connection: Connection, attribute: str, state: str, apply: str) -> Ownership:

@@ -144,9 +144,12 @@ def test_dashboard_shows_risk_lost_edits_failures_and_silent_connections(admin_c
     _edit(alex, "title", "Lead again")
     connection_create(name="Quiet tenant", preset="okta")
     ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/scim/v2/Users/x", status=400)
+    # Not failed pushes: an IdP's GET of an id that is gone, an unsupported /Me; but a 500 is.
+    ScimRequestLog.objects.create(connection=connection, method="GET", path="/scim/v2/Users/y", status=404)
+    ScimRequestLog.objects.create(connection=connection, method="GET", path="/scim/v2/Me", status=501)
     page = admin_client.get("/admin/").content.decode()
     assert "Lost edits this week: <strong>1</strong>" in page
-    assert "Failed pushes (24 h): <strong>1</strong>" in page
+    assert "Failed pushes (24 h): <strong>2</strong>" in page  # the PATCH 400 and the 501
     assert "Silent connections: <strong>1</strong>" in page  # the quiet one never pushed; the other just did
     assert 'data-connection="Quiet tenant"' in page
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from mappings.models import AttributeMapping, Connection, MappingChange, ScimToken
 from mappings.services import token_create
+from scimsync.api.models import ApiKey
 from scimsync.models import AttributeState, JournalChange, JournalEntry, ScimRequestLog, SyncRun
 from scimsync.sync import services
 from tests.api.conftest import provision
@@ -47,10 +48,11 @@ def test_a_local_edit_through_the_api_is_flagged_and_journaled_like_the_admins(a
     assert row["current"] == "Lead Analyst" and row["idp_value"] == "Analyst"
     assert row["at_risk"] is True and row["owner"] == "idp"
     assert row["overwritten_at"] is not None  # the next sync: the connection has had a push
-    assert row["local_edit_by"] == "alice" and row["local_edit_before"] == "Analyst"
+    key = ApiKey.objects.get(owner=alice)
+    assert row["local_edit_by"] == f"alice via API key {key.label}" and row["local_edit_before"] == "Analyst"
     entry = JournalEntry.objects.get(user=ada, kind=JournalEntry.Kind.LOCAL_EDIT)
-    # Exactly what the admin writes: Actor.person(request.user).
-    assert (entry.source, entry.actor) == ("alice", alice)
+    # Like the admin's (the key's owner is the actor), and it says which key did it.
+    assert (entry.source, entry.actor) == (f"alice via API key {key.label}", alice)
     change = entry.changes.get()
     assert (change.attribute, change.old_value, change.new_value) == ("title", "Analyst", "Lead Analyst")
 
@@ -83,7 +85,8 @@ def test_revert_puts_the_idp_value_back(api, ada):
     row = api.post(f"/api/v1/users/{ada.pk}/attributes/title/revert/").json()
 
     assert (row["current"], row["at_risk"], row["local_edit_at"]) == ("Analyst", False, None)
-    assert JournalEntry.objects.filter(user=ada, kind=JournalEntry.Kind.REVERT, source="alice").exists()
+    assert JournalEntry.objects.filter(user=ada, kind=JournalEntry.Kind.REVERT, actor__user_name="alice",
+                                       source__startswith="alice via API key").exists()
 
 
 def test_revert_of_a_value_the_idp_never_sent_is_a_conflict(api, ada):

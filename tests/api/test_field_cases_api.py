@@ -114,7 +114,8 @@ def test_ownership_case_through_the_api(case, live_server, alice):
     connection = Connection.objects.get(pk=created.json()["id"])
     ApiReplay(case, client, connection, plaintext, api).run()
 
-    # The local steps reached the services as alice, like the admin's edits.
+    # The local steps reached the services as alice (through her key), like the admin's edits.
     edits = JournalEntry.objects.filter(connection=connection, kind=JournalEntry.Kind.LOCAL_EDIT)
-    assert {e.source for e in edits} <= {"alice"} and {e.actor_id for e in edits} <= {alice.pk}
+    assert {e.source for e in edits} <= {"alice via API key tests read_write"}
+    assert {e.actor_id for e in edits} <= {alice.pk}
     assert set(MappingChange.objects.filter(connection=connection).values_list("actor", flat=True)) <= {alice.pk}

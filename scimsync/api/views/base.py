@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from scimsync.api.models import ApiKey
 from scimsync.sync.services import Actor
 
 
@@ -16,8 +17,14 @@ def valid(serializer_class: type[serializers.Serializer], request: Request, **kw
 
 
 def actor(request: Request) -> Actor:
-    """The journal's "who": the signed-in admin or the API key's owner, as in the admin."""
-    return Actor.person(request.user)
+    """The journal's "who": the signed-in admin, or the API key's owner and which key
+    ("alice via API key nightly-export"), so an API edit is told apart from one in the admin."""
+    person = Actor.person(request.user)
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    if key is None:
+        return person
+    via = f"{person.label} via API key {key.label or key.hint}"
+    return Actor(label=via[:150], user=person.user)
 
 
 def impacts_data(changes, applied: bool, **extra) -> dict:

@@ -1,0 +1,37 @@
+"""The decoded SCIM request log: what it keeps, and for how long."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scimsync.models import ScimRequestLog
+from scimsync.request_log import request_log_prune
+from tests.conftest import USER_SCHEMA
+
+pytestmark = pytest.mark.django_db
+
+
+def test_writes_are_logged_per_connection_and_requests_without_a_valid_token_are_not(client, connection, token):
+    body = {"schemas": [USER_SCHEMA], "userName": "ada"}
+    assert client.post("/scim/v2/Users", body, content_type="application/scim+json",
+                       HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 201
+    for _ in range(20):  # a flood of bad tokens (RFC 7644 §2: 401) leaves no rows behind
+        assert client.post("/scim/v2/Users", body, content_type="application/scim+json",
+                           HTTP_AUTHORIZATION="Bearer scim_wrong").status_code == 401
+    assert list(ScimRequestLog.objects.values_list("connection_id", "method", "status")) == [
+        (connection.pk, "POST", 201)]
+
+
+def test_prune_keeps_the_configured_days(connection, settings):
+    settings.SCIMSYNC = {**settings.SCIMSYNC, "REQUEST_LOG_DAYS": 30}
+    now = timezone.now()
+    old = ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/x", status=200,
+                                        created_at=now - timedelta(days=31))
+    recent = ScimRequestLog.objects.create(connection=connection, method="PATCH", path="/x", status=200,
+                                           created_at=now - timedelta(days=29))
+    assert request_log_prune(now=now) == 1
+    assert list(ScimRequestLog.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not ScimRequestLog.objects.filter(pk=old.pk).exists()
