@@ -4,7 +4,7 @@ from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from scimsync.api.errors import not_found
-from scimsync.api.views import connections, mappings, reports, sync_runs, users
+from scimsync.api.views import connections, mappings, reports, root, sync_runs, users
 
 
 
@@ -24,6 +24,7 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 v1 = [
+    path("", root.ApiRoot.as_view()),
     path("connections/", connections.ConnectionList.as_view()),
     path("connections/<id:pk>/", connections.ConnectionDetail.as_view()),
     path("connections/<id:pk>/cadence/", connections.ConnectionCadence.as_view()),

@@ -518,3 +518,11 @@ def test_options_describes_an_endpoint_to_whoever_may_call_it(api, client_as, ch
     url = f"/api/v1/users/{ada.pk}/attributes/title/revert/"  # POST only
     assert api.options(url).status_code == 200
     assert client_as(charlie).options(url).status_code == 403
+
+
+def test_the_api_root_lists_the_entry_points(api):
+    body = api.get("/api/v1/").json()
+    assert body["users"] == "http://testserver/api/v1/users/"
+    assert body["at_risk_csv"].endswith("/api/v1/at-risk.csv") and body["schema"].endswith("/api/schema/")
+    for url in (body["connections"], body["sync_runs"], body["lost_edits"]):
+        assert api.get(url).status_code == 200, url

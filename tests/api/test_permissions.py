@@ -41,7 +41,7 @@ def world(connection):
 
 
 READS = [
-    "/connections/", "/connections/{c}/", "/connections/{c}/tokens/", "/connections/{c}/mappings/",
+    "/", "/connections/", "/connections/{c}/", "/connections/{c}/tokens/", "/connections/{c}/mappings/",
     "/connections/{c}/mappings/title/", "/connections/{c}/journal/", "/attributes/", "/users/", "/users/{u}/",
     "/users/{u}/attributes/title/", "/users/{u}/journal/", "/at-risk/", "/at-risk.csv", "/lost-edits/",
     "/sync-runs/", "/sync-runs/{f}/", "/sync-runs/{h}/dry-run/", "/connections/{c}/requests/",
