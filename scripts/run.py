@@ -109,6 +109,20 @@ def stop(children: dict[str, subprocess.Popen]) -> None:
 _stop_signal: int | None = None
 
 
+def _wait_listening(host: str, port: int, server: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """True once the web server accepts connections, so "running" is printed when it is."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None and _stop_signal is None:
+        try:
+            with socket.create_connection((host.strip("[]"), port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def _on_signal(signum, _frame):
     global _stop_signal
     _stop_signal = signum
@@ -147,7 +161,10 @@ def main() -> int:
         "web server", manage + ["runserver", addrport(host, port), "--noreload"]
     )
     children["celery worker"] = start("celery worker", celery_command())
-    log("running; press Ctrl-C to stop")
+    if _wait_listening(host, int(port), children["web server"]):
+        log(f"running at http://{addrport(host, port)}/ ; press Ctrl-C to stop")
+    else:
+        log(f"the web server is not answering on {addrport(host, port)} yet; see its output above")
     while _stop_signal is None:
         for name, proc in children.items():
             code = proc.poll()
