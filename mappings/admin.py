@@ -120,9 +120,20 @@ class ConnectionAdmin(admin.ModelAdmin):
         return str(upcoming) if upcoming else "no push yet"
 
     def save_model(self, request, obj, form, change):
+        new_preset = obj.preset
+        if change and "preset" in form.changed_data:
+            obj.preset = form.initial["preset"]  # switched below, through the service, with its audit
         super().save_model(request, obj, form, change)
         if not change:
             connection_apply_preset_mappings(connection=obj, mapped=preset_mapped_attributes(obj.preset))
+        elif new_preset != obj.preset:
+            changes = services.connection_apply_preset(
+                connection=obj, preset=new_preset, actor=services.Actor.person(request.user))
+            now = sum(impact.now_at_risk for *_, impact in changes)
+            cleared = sum(impact.no_longer_at_risk for *_, impact in changes)
+            self.message_user(request, f"Switched {obj} to the {obj.get_preset_display()} preset: "
+                              f"{len(changes)} mappings changed, {now} local values now at risk, "
+                              f"{cleared} no longer at risk.")
 
     @admin.display(description="Attribute mappings")
     def edit_mappings(self, obj):

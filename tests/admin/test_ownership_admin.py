@@ -200,3 +200,32 @@ def test_list_pages_cost_the_same_queries_for_1_and_50_rows(admin_client, connec
     with CaptureQueriesContext(db) as fifty:
         assert admin_client.get(url).status_code == 200
     assert len(fifty) == len(one), [q["sql"] for q in fifty.captured_queries]
+
+
+def test_changing_a_connections_preset_in_the_admin_switches_its_mappings(admin_client, connection):
+    """A preset is where mappings start (issue 2): picking another one on the connection page
+    applies its mappings through the mapping service (audited, flags moved), not just the label."""
+    alex = _provision(connection, "alex", nick_name="Al")
+    _edit(alex, "nick_name", "Alexander")  # generic maps nick_name; entra does not
+    assert AttributeState.objects.get(user=alex, attribute="nick_name").at_risk
+    page = admin_client.get(f"/admin/mappings/connection/{connection.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data.update(preset="entra", **{k: v for k, v in _inline_management(page).items()})
+    response = admin_client.post(f"/admin/mappings/connection/{connection.pk}/change/", data, follow=True)
+    assert response.status_code == 200
+    connection.refresh_from_db()
+    assert connection.preset == "entra"
+    assert AttributeMapping.objects.get(connection=connection, attribute="nick_name").state == "unmapped"
+    assert MappingChange.objects.filter(connection=connection, attribute="nick_name").exists()
+    assert not AttributeState.objects.get(user=alex, attribute="nick_name").at_risk
+    assert "Switched Entra test tenant to the Microsoft Entra ID preset" in response.content.decode()
+
+
+def _inline_management(page) -> dict:
+    """The management-form fields of the page's inlines (read-only here, but posted all the same)."""
+    data = {}
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({f"{management.prefix}-{k}": v for k, v in management.initial.items()})
+    return data
