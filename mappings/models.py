@@ -6,6 +6,8 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -153,12 +155,27 @@ class MappingChange(models.Model):
         ordering = ["-created_at"]
 
 
+# RFC 7643 §2.1: ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA.
+scim_attribute_name = RegexValidator(
+    r"^[A-Za-z][A-Za-z0-9_-]*\Z",
+    "A SCIM attribute name starts with a letter, then letters, digits, '-' or '_' (RFC 7643 §2.1).",
+)
+
+
 class CustomAttribute(models.Model):
     """An admin-defined attribute under the product's own SCIM extension schema."""
 
-    name = models.SlugField(max_length=100, unique=True, help_text="SCIM attribute name, e.g. badgeNumber")
+    name = models.CharField(max_length=100, unique=True, validators=[scim_attribute_name],
+                            help_text="SCIM attribute name, e.g. badgeNumber")
     description = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"custom:{self.name}"
+
+    def clean(self):
+        # SCIM attribute names are case-insensitive (RFC 7643 §2.1): badgeNumber and
+        # BadgeNumber would be one attribute to every client.
+        taken = CustomAttribute.objects.filter(name__iexact=self.name).exclude(pk=self.pk)
+        if self.name and taken.exists():
+            raise ValidationError({"name": f"{taken.first().name!r} exists already; SCIM names ignore case."})

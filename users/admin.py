@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
@@ -10,14 +11,31 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind
+from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind, all_attributes, get_attribute
 from scimsync.display import show_time, show_value
 from scimsync.sync import runs, services
 from scimsync.sync.selectors import user_attribute_rows, user_next_sync, with_risk_counts
-from scimsync.sync.values import InvalidValue
+from scimsync.sync.values import InvalidValue, read_value
 from users.models import Group, GroupMembership, User
 
 _FIELD_TO_ATTRIBUTE = {a.field: a for a in BUILTIN_ATTRIBUTES if a.field}
+
+
+_CUSTOM_PREFIX = "custom__"  # a custom attribute's form field: custom__NAME (no ":" in field names)
+
+
+def _custom_field(attribute) -> str:
+    return _CUSTOM_PREFIX + attribute.scim_name
+
+
+def _attribute_of_field(name: str):
+    """The catalogue attribute a form field of the user page edits, or None."""
+    if name.startswith(_CUSTOM_PREFIX):
+        try:
+            return get_attribute("custom:" + name.removeprefix(_CUSTOM_PREFIX))
+        except KeyError:
+            return None
+    return _FIELD_TO_ATTRIBUTE.get(name)
 
 
 class AtRiskFilter(admin.SimpleListFilter):
@@ -40,7 +58,7 @@ class AtRiskAttributeFilter(admin.SimpleListFilter):
     parameter_name = "at_risk_attribute"
 
     def lookups(self, request, model_admin):
-        return [(a.short_name, a.short_name) for a in BUILTIN_ATTRIBUTES]
+        return [(a.short_name, a.short_name) for a in all_attributes()]  # custom attributes too
 
     def queryset(self, request, queryset):
         if self.value():
@@ -80,8 +98,11 @@ class UserAdmin(DjangoUserAdmin):
                                     "address_work", "address_home")}),
             ("Enterprise", {"fields": ("employee_number", "cost_center", "organization", "division",
                                        "department", "manager")}),
-            ("Journal", {"fields": ("recent_journal",)}),
         ]
+        customs = [_custom_field(a) for a in all_attributes() if a.is_custom]
+        if customs:
+            sets.append(("Custom attributes", {"fields": customs}))
+        sets.append(("Journal", {"fields": ("recent_journal",)}))
         if obj.connection_id is None:
             sets.append(("Local account", {"fields": ("password", "is_staff", "is_superuser", "groups",
                                                       "user_permissions", "last_login", "date_joined")}))
@@ -113,12 +134,21 @@ class UserAdmin(DjangoUserAdmin):
         return format_html('<span class="at-risk">⚠ {} at risk</span>', obj.at_risk_count)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            # Custom attributes live in one JSON column: a form field each, declared here.
+            customs = [a for a in all_attributes() if a.is_custom]
+            declared = {
+                _custom_field(a): forms.CharField(label=a.scim_name, required=False, max_length=2048,
+                                                  initial=read_value(obj, a) or "")
+                for a in customs
+            }
+            kwargs["form"] = type("UserChangeFormWithCustoms", (kwargs.get("form", self.form),), declared)
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is not None and obj.connection_id:
             rows = {r.attribute.short_name: r for r in user_attribute_rows(obj)}
             upcoming = user_next_sync(obj)
             for name, field in form.base_fields.items():
-                attribute = _FIELD_TO_ATTRIBUTE.get(name)
+                attribute = _attribute_of_field(name)
                 if attribute is None or attribute.short_name not in rows:
                     continue
                 row = rows[attribute.short_name]
@@ -208,15 +238,15 @@ class UserAdmin(DjangoUserAdmin):
         if not change:
             return super().save_model(request, obj, form, change)
         stored = User.objects.get(pk=obj.pk)
-        profile = [n for n in form.changed_data if n in _FIELD_TO_ATTRIBUTE]
+        profile = [n for n in form.changed_data if _attribute_of_field(n) is not None]
         for name in form.changed_data:
-            if name not in _FIELD_TO_ATTRIBUTE and hasattr(stored, name) and name not in ("groups", "user_permissions"):
+            if name not in profile and hasattr(stored, name) and name not in ("groups", "user_permissions"):
                 setattr(stored, name, getattr(obj, name))
         stored.save()
         actor = services.Actor.person(request.user)
         for name in profile:
-            attribute = _FIELD_TO_ATTRIBUTE[name]
-            value = getattr(obj, name)
+            attribute = _attribute_of_field(name)
+            value = form.cleaned_data[name] if attribute.is_custom else getattr(obj, name)
             if attribute.kind is Kind.REFERENCE:
                 value = str(value.scim_id) if value is not None else None
             try:

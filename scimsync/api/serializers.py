@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mappings.catalogue import Kind, Slot, get_attribute
-from mappings.models import AttributeMapping, Connection, ScimToken
+from mappings.models import AttributeMapping, Connection, ScimToken, scim_attribute_name
 from scimsync.models import AttributeState, JournalChange, JournalEntry, ScimRequestLog, SyncRun
 from scimsync.sync.next_sync import next_sync
 from scimsync.sync.ownership import Owner
@@ -159,7 +159,8 @@ class CatalogueEntrySerializer(serializers.Serializer):
 
 
 class CustomAttributeCreateSerializer(Input):
-    name = serializers.SlugField(max_length=100, help_text="SCIM attribute name, e.g. badgeNumber.")
+    name = serializers.CharField(max_length=100, validators=[scim_attribute_name],
+                                 help_text="SCIM attribute name, e.g. badgeNumber (RFC 7643 §2.1).")
     description = serializers.CharField(max_length=255, required=False, default="")
 
 

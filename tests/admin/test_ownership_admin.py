@@ -229,3 +229,27 @@ def _inline_management(page) -> dict:
         management = formset.formset.management_form
         data.update({f"{management.prefix}-{k}": v for k, v in management.initial.items()})
     return data
+
+
+def test_a_custom_attribute_is_edited_on_the_user_page_and_flagged_like_the_others(admin_client, connection):
+    """Issue 6: custom attributes can be added and are attributes like the rest: the user page
+    edits them, and a local edit of a mapped one (generic maps custom attributes) is at risk."""
+    from mappings.services import custom_attribute_create
+
+    custom_attribute_create(name="badgeNumber")
+    alex = _provision(connection, "alex", title="Analyst", **{"custom:badgeNumber": "B-1"})
+    url = f"/admin/users/user/{alex.pk}/change/"
+    page = admin_client.get(url)
+    form = page.context["adminform"].form
+    assert form["custom__badgeNumber"].value() == "B-1"
+    assert "IdP-owned" in form.fields["custom__badgeNumber"].help_text
+    data = {name: form[name].value() for name in form.fields if form[name].value() not in (None, False)}
+    data["custom__badgeNumber"] = "B-2"
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    alex.refresh_from_db()
+    assert alex.custom_attributes == {"badgeNumber": "B-2"}
+    state = AttributeState.objects.get(user=alex, attribute="custom:badgeNumber")
+    assert state.at_risk and state.idp_value == "B-1" and state.local_edit_by_label == "alice"
+    listed = admin_client.get("/admin/users/user/", {"at_risk_attribute": "custom:badgeNumber"})
+    assert "alex" in listed.content.decode()

@@ -274,6 +274,17 @@ def test_the_catalogue_lists_builtin_and_custom_attributes(api, connection):
     assert api.post("/api/v1/attributes/", {"name": "badgeNumber"}, format="json").status_code == 400
 
 
+@pytest.mark.parametrize("name", ["BadgeNumber", "1badge", "-badge", "badge.number", "badge number", "bädge"])
+def test_a_custom_attribute_name_follows_rfc_7643s_grammar_and_ignores_case(api, name):
+    """RFC 7643 §2.1: ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA; and
+    attribute names are case-insensitive, so BadgeNumber is badgeNumber taken twice."""
+    assert api.post("/api/v1/attributes/", {"name": "badgeNumber"}, format="json").status_code == 201
+    response = api.post("/api/v1/attributes/", {"name": name}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "name" in response.json()["errors"]
+    assert api.post("/api/v1/attributes/", {"name": "badge_no-2"}, format="json").status_code == 201
+
+
 # --- at-risk report, journal, lost edits --------------------------------------
 
 
