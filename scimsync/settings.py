@@ -70,6 +70,10 @@ MIDDLEWARE = [
     "scimsync.request_log.ScimRequestLogMiddleware",
 ]
 
+# Messages are kept server-side: a new token or API key is shown once in one, and the
+# default cookie storage would put the secret, signed but readable, into a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "scimsync.urls"
 WSGI_APPLICATION = "scimsync.wsgi.application"
 

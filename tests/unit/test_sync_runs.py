@@ -9,9 +9,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from scimsync.models import JournalChange, SyncRun
+from scimsync.models import AttributeState, JournalChange, SyncRun
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
+from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,6 +41,32 @@ def test_a_run_is_a_row_before_it_is_a_message_and_executes_idempotently(connect
     SyncRun.objects.filter(pk=run.pk).update(state="queued")  # a second delivery of the same message
     runs.sync_run_execute(run_id=run.pk)
     assert JournalChange.objects.count() == journal  # no duplicate lost-edit entries
+
+
+def _world(connection) -> tuple:
+    """Users, their states and the journal, as comparable text."""
+    return tuple(sorted(map(repr, rows)) for rows in (
+        User.objects.filter(connection=connection).values_list("pk", "title", "version"),
+        AttributeState.objects.values_list("user_id", "attribute", "idp_value", "at_risk", "local_edit_at"),
+        JournalChange.objects.values_list("entry__user_id", "attribute", "old_value", "new_value", "lost_edit"),
+    ))
+
+
+def test_running_a_run_again_from_the_start_gives_the_same_state_and_journal(connection):
+    """DESIGN.md, "Deferred syncs": running a run twice gives the same result, even with no
+    checkpoint to skip what was done (a run replayed from scratch): the sync itself is idempotent."""
+    _users(connection, 4, edited=3)
+    run = runs.sync_run_start(connection=connection)
+    runs.sync_run_execute(run_id=run.pk)
+    after_first = _world(connection)
+    assert JournalChange.objects.filter(lost_edit=True).count() == 3
+
+    SyncRun.objects.filter(pk=run.pk).update(state="queued", checkpoint=0, users_done=0,
+                                             attributes_overwritten=0, lost_edits=0)
+    runs.sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.users_done, run.attributes_overwritten, run.lost_edits) == ("succeeded", 4, 0, 0)
+    assert _world(connection) == after_first
 
 
 def test_a_run_over_too_many_users_is_held_with_a_dry_run_until_approved(connection, alice, settings):
