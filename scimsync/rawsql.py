@@ -77,6 +77,13 @@ def insert(model: type[M], objs: Sequence[M]) -> None:
     if not objs:
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # One statement per chunk: the databases cap the parameters of one statement.
+    per_statement = max(1, (db.features.max_query_params or 65535) // len(fields))
+    for start in range(0, len(objs), per_statement):
+        _insert(model, fields, objs[start:start + per_statement])
+
+
+def _insert(model, fields, objs) -> None:
     params: list = []
     for obj in objs:
         params.extend(f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields)
@@ -93,3 +100,18 @@ def insert(model: type[M], objs: Sequence[M]) -> None:
     for obj, key in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding, obj._state.db = False, db.alias
+
+
+def update(obj: models.Model, field_names) -> None:
+    """`obj.save(update_fields=field_names)` as one UPDATE built here (auto_now fields
+    applied as the ORM applies them; no signals). For the user row every push writes."""
+    model = type(obj)
+    fields = [model._meta.get_field(name) for name in field_names]
+    quote = db.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in fields]
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s",
+            [*params, obj.pk],
+        )

@@ -64,7 +64,8 @@ class ScimRequestLogMiddleware:
         decoded = []
         is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
         if connection_id and is_user_write and response.status_code < 400:
-            decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body)
+            decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
+                                        pushed=getattr(request, "scim_pushed", None))
         rawsql.insert(ScimRequestLog, [ScimRequestLog(  # a row per write: see scimsync.rawsql
             connection_id=connection_id, method=request.method, path=request.path[:500],
             status=response.status_code, detail=str(detail)[:2000], decoded=decoded,

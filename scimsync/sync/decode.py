@@ -9,28 +9,25 @@ from mappings.catalogue import all_attributes
 from scimsync.sync.ownership import Owner, Ownership
 
 
-def decode_user_write(*, connection_id: int, method: str, body: bytes) -> list[dict[str, Any]]:
+def decode_user_write(
+    *, connection_id: int, method: str, body: bytes, pushed: tuple[dict, dict] | None = None
+) -> list[dict[str, Any]]:
     """Per attribute the request carried: applied (IdP-owned), kept_local (recorded only)...
 
     Derived from the connection's mappings, which are what the sync engine
-    applies; a body that does not parse decodes to nothing (the request failed).
+    applies. `pushed` is (values, extras) as the SCIM adapter handed them to the
+    sync engine; without it the body is parsed here, and one that does not parse
+    decodes to nothing (the request failed).
     """
-    from scimsync.scim.documents import addressed_attributes, parse_user_document
-    from scimsync.scim.patch import USER_SHAPE, apply_operations
-
-    try:
-        doc = json.loads(body.decode("utf-8"))
-        attributes = all_attributes()
-        if method == "PATCH":
-            fields = {str(k).lower(): v for k, v in doc.items()}
-            after, touches = apply_operations({}, fields.get("operations"), USER_SHAPE)
-            parsed = parse_user_document(after, attributes)
-            names = addressed_attributes(touches, attributes) | set(parsed.values)
-        else:
-            parsed = parse_user_document(doc, attributes)
-            names = set(parsed.values)
-    except Exception:  # the request itself was refused; its error is logged instead
-        return []
+    attributes = all_attributes()
+    if pushed is not None:
+        values, extras = pushed
+        names = set(values)
+    else:
+        try:
+            values, extras, names = _parse(method, body, attributes)
+        except Exception:  # the request itself was refused; its error is logged instead
+            return []
     ownership = Ownership.for_connection(connection_id)
     rows = []
     for attribute in attributes:
@@ -41,10 +38,24 @@ def decode_user_write(*, connection_id: int, method: str, body: bytes) -> list[d
             outcome = "applied"
         else:
             outcome = "kept_local"
-        rows.append({"attribute": attribute.short_name, "value": parsed.values.get(attribute.short_name),
+        rows.append({"attribute": attribute.short_name, "value": values.get(attribute.short_name),
                      "outcome": outcome})
-    for plural, entries in parsed.extras.get("entries", {}).items():
+    for plural, entries in extras.get("entries", {}).items():
         rows.extend({"attribute": plural, "value": e, "outcome": "not_in_catalogue"} for e in entries)
-    for urn, value in parsed.extras.get("extensions", {}).items():
+    for urn, value in extras.get("extensions", {}).items():
         rows.append({"attribute": urn, "value": value, "outcome": "not_in_catalogue"})
     return rows
+
+
+def _parse(method: str, body: bytes, attributes) -> tuple[dict, dict, set[str]]:
+    from scimsync.scim.documents import addressed_attributes, parse_user_document
+    from scimsync.scim.patch import USER_SHAPE, apply_operations
+
+    doc = json.loads(body.decode("utf-8"))
+    if method == "PATCH":
+        fields = {str(k).lower(): v for k, v in doc.items()}
+        after, touches = apply_operations({}, fields.get("operations"), USER_SHAPE)
+        parsed = parse_user_document(after, attributes)
+        return parsed.values, parsed.extras, addressed_attributes(touches, attributes) | set(parsed.values)
+    parsed = parse_user_document(doc, attributes)
+    return parsed.values, parsed.extras, set(parsed.values)

@@ -96,7 +96,7 @@ def _save_states(rows: list[AttributeState]) -> None:
     new = [r for r in rows if r.pk is None]
     old = [r for r in rows if r.pk is not None]
     if new:
-        AttributeState.objects.bulk_create(new)
+        rawsql.insert(AttributeState, new)
     if not old:
         return
     if db.vendor == "postgresql":
@@ -178,8 +178,9 @@ def _save_user(user: User, fields: Iterable[str] | None = None) -> None:
     user.version += 1
     if fields is None:
         user.save()
-    else:
-        user.save(update_fields={*fields, "version", "updated_at"})
+    else:  # every push: see scimsync.rawsql
+        user.user_name_key = name_key(user.user_name)  # what User.save() does
+        rawsql.update(user, sorted({*fields, "version", "updated_at"}))
 
 
 def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list[Attribute]):
@@ -262,8 +263,9 @@ def user_provision(
         if ownership.applies_on_create(attribute) and normalize(value) is not None:
             write_value(user, attribute, value)
             changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
+    user.user_name_key = name_key(user.user_name)  # what User.save() does; rawsql.insert skips save()
     with transaction.atomic():  # a savepoint, so a duplicate name leaves the outer transaction usable
-        user.save()
+        rawsql.insert(User, [user])  # one per SCIM POST: see scimsync.rawsql
     book = _StateBook(user, rows=())  # a new user has no states to load
     changes += _record_idp_values(user, book, ownership, received, now)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])

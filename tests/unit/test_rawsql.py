@@ -42,3 +42,15 @@ def test_insert_writes_rows_the_orm_reads_back_with_their_keys(connection):
         (changes[0].pk, "title", None, "Lead"), (changes[1].pk, "address_work", {"locality": "Oslo"}, None)]
     assert stored.changes.get(attribute="title").old_value is None  # SQL NULL, as the ORM writes None
     assert JournalChange.objects.filter(attribute="title", old_value__isnull=True).exists()
+
+
+def test_update_writes_only_the_named_columns_and_stamps_auto_now(connection):
+    user = services.user_provision(connection=connection, received={"user_name": "ada", "title": "Analyst"},
+                                   extras={}, actor=services.Actor("test"))
+    before = User.objects.get(pk=user.pk)
+    User.objects.filter(pk=user.pk).update(department="Untouched")  # a column the update must not write
+    user.title, user.version = "Lead", user.version + 1
+    rawsql.update(user, ["title", "version", "updated_at"])
+    after = User.objects.get(pk=user.pk)
+    assert (after.title, after.version, after.department) == ("Lead", before.version + 1, "Untouched")
+    assert after.updated_at > before.updated_at

@@ -35,3 +35,31 @@ def test_prune_keeps_the_configured_days(connection, settings):
     assert request_log_prune(now=now) == 1
     assert list(ScimRequestLog.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not ScimRequestLog.objects.filter(pk=old.pk).exists()
+
+
+def test_each_write_is_decoded_per_attribute_with_what_was_done(client, connection, token):
+    """Issue 6, the connection page: "for each request, each attribute and what was done with it
+    (applied, kept local, recorded only)"."""
+    from scimsync.sync import services
+
+    services.mapping_update(connection=connection, attribute="phone_mobile", state="unmapped",
+                            actor=services.Actor("alice"))
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    created = client.post("/scim/v2/Users", {
+        "schemas": [USER_SCHEMA], "userName": "ada", "title": "Analyst",
+        "emails": [{"type": "work", "value": "ada@x"}, {"type": "alias", "value": "a@x"}]},
+        content_type="application/scim+json", **auth).json()
+    client.patch(f"/scim/v2/Users/{created['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "Replace", "path": "title", "value": "Lead"},
+            {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555"}]},
+        content_type="application/scim+json", **auth)
+    client.put(f"/scim/v2/Users/{created['id']}", {"schemas": [USER_SCHEMA], "userName": "ada", "title": "Boss"},
+               content_type="application/scim+json", **auth)
+    post, patch, put = ScimRequestLog.objects.order_by("pk")
+    assert {(d["attribute"], d["outcome"]) for d in post.decoded} >= {
+        ("user_name", "applied"), ("title", "applied"), ("email_work", "applied"), ("emails", "not_in_catalogue")}
+    assert sorted((d["attribute"], d["value"], d["outcome"]) for d in patch.decoded) == [
+        ("phone_mobile", "+1 555", "kept_local"), ("title", "Lead", "applied")]
+    # A PUT: what it sent, not the attributes it clears by leaving them out.
+    assert sorted((d["attribute"], d["value"]) for d in put.decoded) == [("title", "Boss"), ("user_name", "ada")]
