@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.utils import timezone
 
 
-def show_value(value) -> str:
-    """An attribute value for a person: "—" for none, an address as `key: value` pairs."""
+def show_value(value, *, empty: str = "—", separator: str = ", ") -> str:
+    """An attribute value for a person: `empty` for none, an address as `key: value` pairs."""
     if value is None:
-        return "—"
+        return empty
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return separator.join(f"{k}: {v}" for k, v in value.items())
     return str(value)
 
 

@@ -21,6 +21,7 @@ from scimsync.api.filters import AtRiskFilter, JournalFilter, LostEditFilter, Re
 from scimsync.api.selectors import journal_entries, lost_edits
 from scimsync.api.views.base import actor
 from scimsync.csv_cells import safe_row
+from scimsync.display import show_value
 from scimsync.models import JournalChange, JournalEntry, ScimRequestLog
 from scimsync.sync import services
 from scimsync.sync.selectors import at_risk_report
@@ -96,11 +97,7 @@ class AtRiskCsv(AtRiskMixin, generics.GenericAPIView):
 
 def _cell(value) -> str:
     """A value as one CSV cell: an address as `key: value` pairs, null as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {v}" for k, v in value.items())
-    return str(value)
+    return show_value(value, empty="", separator="; ")
 
 
 @extend_schema(tags=["journal"])
