@@ -8,13 +8,14 @@ entry in the same transaction as the change (DESIGN.md, "Sync of a user").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db import connection as db
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -106,27 +107,32 @@ def _save_states(rows: list[AttributeState]) -> None:
 
 
 def _update_states_from_values(rows: list[AttributeState]) -> None:
-    """bulk_update as one UPDATE ... FROM (VALUES ...) (PostgreSQL).
+    """bulk_update as one UPDATE ... FROM unnest(...) (PostgreSQL).
 
     Every push writes a few of these rows; bulk_update's CASE WHEN per column and
-    row cost more to build in Python than the whole UPDATE costs PostgreSQL.
+    row cost more to build in Python than the whole UPDATE costs PostgreSQL. One
+    array per column keeps the statement's text the same whatever the number of
+    rows, so it is prepared once.
     """
     fields = [AttributeState._meta.get_field(name) for name in _STATE_FIELDS]
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read of that is a lookup
+    params = [[row.pk for row in rows]]
+    params += [[f.get_db_prep_save(getattr(row, f.attname), conn) for row in rows] for f in fields]
+    with conn.cursor() as cursor:
+        cursor.execute(_state_update_sql(), params)
+
+
+@functools.cache
+def _state_update_sql() -> str:
+    fields = [AttributeState._meta.get_field(name) for name in _STATE_FIELDS]
+    quote = db.ops.quote_name
     columns = ["id", *(f.column for f in fields)]
-    casts = ["bigint", *(f.db_type(db) for f in fields)]
-    placeholder = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    params: list = []
-    for row in rows:
-        params.append(row.pk)
-        params.extend(f.get_db_prep_save(getattr(row, f.attname), db) for f in fields)
-    table = db.ops.quote_name(AttributeState._meta.db_table)
-    assignments = ", ".join(f"{db.ops.quote_name(c)} = v.{db.ops.quote_name(c)}" for c in columns[1:])
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS s SET {assignments} FROM (VALUES {', '.join([placeholder] * len(rows))}) "
-            f"AS v({', '.join(db.ops.quote_name(c) for c in columns)}) WHERE s.id = v.id",
-            params,
-        )
+    arrays = ", ".join(f"%s::{cast}[]" for cast in ["bigint", *(f.db_type(db) for f in fields)])
+    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns[1:])
+    return (
+        f"UPDATE {quote(AttributeState._meta.db_table)} AS s SET {assignments} "
+        f"FROM unnest({arrays}) AS v({', '.join(quote(c) for c in columns)}) WHERE s.id = v.id"
+    )
 
 
 def compute_at_risk(
@@ -264,8 +270,10 @@ def user_provision(
             write_value(user, attribute, value)
             changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
     user.user_name_key = name_key(user.user_name)  # what User.save() does; rawsql.insert skips save()
-    with transaction.atomic():  # a savepoint, so a duplicate name leaves the outer transaction usable
-        rawsql.insert(User, [user])  # one per SCIM POST: see scimsync.rawsql
+    # One per SCIM POST (see scimsync.rawsql). A taken userName inserts nothing, and leaves the
+    # transaction usable for whoever catches the error, without the round trips of a savepoint.
+    if not rawsql.insert(User, [user], skip_conflicts=True):
+        raise IntegrityError(f"userName {user.user_name!r} is taken in connection {connection.pk}")
     book = _StateBook(user, rows=())  # a new user has no states to load
     changes += _record_idp_values(user, book, ownership, received, now)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])

@@ -54,3 +54,14 @@ def test_update_writes_only_the_named_columns_and_stamps_auto_now(connection):
     after = User.objects.get(pk=user.pk)
     assert (after.title, after.version, after.department) == ("Lead", before.version + 1, "Untouched")
     assert after.updated_at > before.updated_at
+
+
+def test_insert_skipping_conflicts_leaves_the_transaction_usable(connection):
+    from django.db import transaction
+
+    with transaction.atomic():
+        first = User(connection=connection, user_name="ada", user_name_key="ada")
+        assert rawsql.insert(User, [first], skip_conflicts=True) == 1 and first.pk is not None
+        again = User(connection=connection, user_name="ADA", user_name_key="ada")  # the same userName
+        assert rawsql.insert(User, [again], skip_conflicts=True) == 0 and again.pk is None
+        assert User.objects.filter(connection=connection).count() == 1  # no aborted transaction
