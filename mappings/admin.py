@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
 
 from mappings.catalogue import all_attributes
 from mappings.models import AttributeMapping, Connection, CustomAttribute, MappingChange, ScimToken
@@ -77,17 +79,6 @@ class AttributeMappingInline(admin.TabularInline):
         return False
 
 
-class ScimTokenInline(admin.TabularInline):
-    model = ScimToken
-    fields = ("hint", "label", "created_at", "last_used_at", "expires_at", "revoked_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = ("name", "preset", "sync_cadence", "sync_schedule", "last_push_at", "next_sync_column",
@@ -95,7 +86,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     fields = ("name", "preset", "sync_cadence", "sync_schedule", "last_push_at", "next_sync_column",
               "activity", "edit_mappings", "recent_requests")
     readonly_fields = ("last_push_at", "next_sync_column", "activity", "edit_mappings", "recent_requests")
-    inlines = [ScimTokenInline, AttributeMappingInline]
+    inlines = [AttributeMappingInline]
     actions = ["create_token", "sync_connection_now"]
 
     def get_queryset(self, request):
@@ -169,8 +160,101 @@ class ConnectionAdmin(admin.ModelAdmin):
                              (rows(log) for log in logs)),
         )
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        connection = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}),
+                         "tokens_panel": self.tokens_panel(request, connection) if connection else ""}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def tokens_panel(self, request, obj):
+        """The connection's tokens, with revoke and create buttons for whoever manages tokens.
+
+        Rendered inside the change form (templates/admin/mappings/connection/change_form.html);
+        the buttons post to their own views (formaction), so they need no nested
+        form and carry the change form's CSRF token.
+        """
+        can_manage = request.user.has_perm("mappings.manage_tokens")
+        def row(token):
+            if token.revoked_at:
+                status = f"revoked {show_time(token.revoked_at)}"
+            elif not token.is_usable:
+                status = f"expired {show_time(token.expires_at)}"
+            else:
+                status = "usable"
+            revoke = ""
+            if can_manage and token.is_usable:
+                revoke = format_html(
+                    '<button type="submit" class="button revoke-token" formaction="{}" formnovalidate>'
+                    "Revoke</button>",
+                    reverse("admin:mappings_connection_token_revoke", args=[obj.pk, token.pk]),
+                )
+            return (token.hint + "…", token.label or "—", show_time(token.created_at),
+                    show_time(token.last_used_at) if token.last_used_at else "never",
+                    show_time(token.expires_at) if token.expires_at else "never", status, revoke)
+        table = format_html(
+            '<table class="tokens"><tr><th>Token</th><th>Label</th><th>Created</th><th>Last used</th>'
+            "<th>Expires</th><th>Status</th><th></th></tr>{}</table>",
+            format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>",
+                             (row(t) for t in obj.tokens.order_by("-created_at"))) or
+            mark_safe('<tr><td colspan="7">No token yet: the IdP cannot push.</td></tr>'),
+        )
+        if not can_manage:
+            return table
+        create = format_html(
+            '<div class="new-token">'
+            '<label for="id_token_label">New token, label</label>'
+            '<input id="id_token_label" name="token_label" maxlength="100" placeholder="e.g. Entra production">'
+            '<label for="id_token_expires_days">expires after</label>'
+            '<input id="id_token_expires_days" name="token_expires_days" type="number" min="1" max="3650">'
+            '<span>days (empty: never)</span>'
+            '<button type="submit" class="button" formaction="{}" formnovalidate>Create token</button></div>',
+            reverse("admin:mappings_connection_token_create", args=[obj.pk]),
+        )
+        return format_html("{}{}", table, create)
+
+    def _token_view(self, request, connection_id):
+        connection = get_object_or_404(Connection, pk=connection_id)
+        if not request.user.has_perm("mappings.manage_tokens"):
+            raise PermissionDenied
+        return connection
+
+    def token_create_view(self, request, connection_id):
+        """Create a token from the connection page; its plaintext is shown once, in a message."""
+        connection = self._token_view(request, connection_id)
+        back = redirect(reverse("admin:mappings_connection_change", args=[connection.pk]))
+        days = request.POST.get("token_expires_days", "").strip()
+        expires_at = None
+        if days:
+            if not days.isdigit() or not 1 <= int(days) <= 3650:
+                self.message_user(request, "Expiry must be a whole number of days from 1 to 3650; "
+                                  "no token was created.", messages.ERROR)
+                return back
+            expires_at = timezone.now() + timedelta(days=int(days))
+        label = request.POST.get("token_label", "").strip()[:100] or f"admin {request.user}"
+        _, plaintext = token_create(connection=connection, label=label, expires_at=expires_at)
+        self.message_user(
+            request,
+            format_html("New token for {}: <code class=\"token\">{}</code> — copy it now, it is not shown again.",
+                        connection, plaintext),
+            messages.WARNING,
+        )
+        return back
+
+    def token_revoke_view(self, request, connection_id, token_id):
+        connection = self._token_view(request, connection_id)
+        token = get_object_or_404(ScimToken, pk=token_id, connection=connection)
+        token_revoke(token=token)
+        self.message_user(request, f"Revoked token {token.hint}… of {connection}: it no longer authenticates.")
+        return redirect(reverse("admin:mappings_connection_change", args=[connection.pk]))
+
     def get_urls(self):
         return [
+            path("<int:connection_id>/tokens/new/",
+                 self.admin_site.admin_view(require_POST(self.token_create_view)),
+                 name="mappings_connection_token_create"),
+            path("<int:connection_id>/tokens/<int:token_id>/revoke/",
+                 self.admin_site.admin_view(require_POST(self.token_revoke_view)),
+                 name="mappings_connection_token_revoke"),
             path("<int:connection_id>/mappings/", self.admin_site.admin_view(self.mappings_view),
                  name="mappings_connection_mappings"),
             *super().get_urls(),
