@@ -54,6 +54,11 @@ def _posted_changes(post, mappings):
 
 
 def _impact_sentence(attribute, state, apply, impact) -> str:
+    if impact.sync_run is not None:
+        url = reverse("admin:scimsync_syncrun_change", args=[impact.sync_run.pk])
+        return format_html(
+            '{} saved; the at-risk flags of {} users move in <a href="{}">sync run {}</a>, which shows its progress',
+            attribute, impact.sync_run.users_total, url, impact.sync_run.pk)
     if state == AttributeMapping.State.UNMAPPED:
         return f"unmapping {attribute} stops overwriting {impact.no_longer_at_risk} users' local values"
     how = "" if apply == AttributeMapping.Apply.ALWAYS else " (on create only)"
@@ -122,9 +127,12 @@ class ConnectionAdmin(admin.ModelAdmin):
                 connection=obj, preset=new_preset, actor=services.Actor.person(request.user))
             now = sum(impact.now_at_risk for *_, impact in changes)
             cleared = sum(impact.no_longer_at_risk for *_, impact in changes)
+            deferred = sum(1 for *_, impact in changes if impact.sync_run is not None)
             self.message_user(request, f"Switched {obj} to the {obj.get_preset_display()} preset: "
                               f"{len(changes)} mappings changed, {now} local values now at risk, "
-                              f"{cleared} no longer at risk.")
+                              f"{cleared} no longer at risk"
+                              + (f"; the flags of {deferred} of these mappings move in sync runs (see Sync runs)."
+                                 if deferred else "."))
 
     @admin.display(description="Attribute mappings")
     def edit_mappings(self, obj):

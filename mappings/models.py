@@ -149,6 +149,11 @@ class MappingChange(models.Model):
     )
     users_now_at_risk = models.PositiveIntegerField(default=0)
     users_no_longer_at_risk = models.PositiveIntegerField(default=0)
+    # A connection too large to recompute its flags inside the request gets a run for it;
+    # the counts above are filled in when that run finishes.
+    sync_run = models.ForeignKey(
+        "scimsync.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="mapping_changes"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

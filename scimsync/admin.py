@@ -223,13 +223,21 @@ class LostEditAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "connection", "reason", "state", "progress", "users_at_risk",
-                    "attributes_overwritten", "lost_edits", "created_at", "finished_at")
+    list_display = ("id", "connection", "job", "reason", "state", "progress", "users_at_risk",
+                    "attributes_overwritten", "lost_edits", "flags_moved", "created_at", "finished_at")
     list_filter = ("state", "reason", "connection")
     list_select_related = ("connection",)
     readonly_fields = ["progress", "dry_run", *[f.name for f in SyncRun._meta.fields]]
     actions = ["retry", "approve"]
     change_form_template = "admin/scimsync/syncrun/change_form.html"
+
+    @admin.display(description="Job")
+    def job(self, obj):
+        return f"recompute the flags of {obj.attribute}" if obj.recomputes_flags else "sync (IdP values win)"
+
+    @admin.display(description="Flags raised / cleared")
+    def flags_moved(self, obj):
+        return f"{obj.flags_raised} / {obj.flags_cleared}" if obj.recomputes_flags else "—"
 
     def has_add_permission(self, request):
         return False
@@ -291,7 +299,8 @@ class SyncRunAdmin(admin.ModelAdmin):
         return JsonResponse({
             "state": run.state, "state_label": run.get_state_display(), "users_done": run.users_done,
             "users_total": run.users_total, "attributes_overwritten": run.attributes_overwritten,
-            "lost_edits": run.lost_edits, "error": run.error,
+            "lost_edits": run.lost_edits, "error": run.error, "recomputes_flags": run.recomputes_flags,
+            "flags_raised": run.flags_raised, "flags_cleared": run.flags_cleared,
         })
 
 from scimsync.api import admin as api_admin  # noqa: E402,F401  (registers ApiKey)

@@ -137,6 +137,9 @@ class SyncRun(models.Model):
     )
     # Empty means the whole connection.
     user_ids = models.JSONField(default=list, blank=True)
+    # Set: the run recomputes this attribute's at-risk flags after its mapping changed
+    # and overwrites nothing (scimsync.sync.services.users_recompute_flags). Empty: a sync.
+    attribute = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -146,6 +149,9 @@ class SyncRun(models.Model):
     users_done = models.PositiveIntegerField(default=0)
     attributes_overwritten = models.PositiveIntegerField(default=0)
     lost_edits = models.PositiveIntegerField(default=0)
+    # Of a flag recompute: users whose attribute became at risk, and whose flag cleared.
+    flags_raised = models.PositiveIntegerField(default=0)
+    flags_cleared = models.PositiveIntegerField(default=0)
     # The last user primary key synced: a resumed run continues after it.
     checkpoint = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -171,7 +177,12 @@ class SyncRun(models.Model):
         permissions = [("approve_syncrun", "Can approve a held sync run")]
 
     def __str__(self) -> str:
-        return f"Sync run {self.pk} ({self.get_state_display()})"
+        what = f"flag recompute of {self.attribute}" if self.recomputes_flags else "Sync run"
+        return f"{what[0].upper()}{what[1:]} {self.pk} ({self.get_state_display()})"
+
+    @property
+    def recomputes_flags(self) -> bool:
+        return bool(self.attribute)
 
 
 class ScimRequestLogQuerySet(models.QuerySet):

@@ -211,6 +211,10 @@ class ImpactSerializer(serializers.Serializer):
     apply = serializers.ChoiceField(choices=APPLIES)
     now_at_risk = serializers.IntegerField(help_text="Users whose value of this attribute becomes at risk.")
     no_longer_at_risk = serializers.IntegerField(help_text="Users whose flag on this attribute clears.")
+    sync_run = serializers.IntegerField(
+        allow_null=True, help_text="Of a connection too large to move its flags in the request "
+        "(SCIMSYNC_INLINE_RECOMPUTE_MAX_USERS): the sync run that moves them; the counts are then 0 "
+        "and the run's flags_raised / flags_cleared tell. Null otherwise, and on a preview.")
 
 
 class ImpactsSerializer(serializers.Serializer):
@@ -398,9 +402,12 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SyncRun
-        fields = ["id", "connection", "user_ids", "reason", "state", "requested_by", "approved_by",
+        fields = ["id", "connection", "user_ids", "attribute", "reason", "state", "requested_by", "approved_by",
                   "users_total", "users_done", "progress", "users_at_risk", "attributes_overwritten",
-                  "lost_edits", "error", "created_at", "started_at", "finished_at"]
+                  "lost_edits", "flags_raised", "flags_cleared", "error", "created_at", "started_at",
+                  "finished_at"]
+        extra_kwargs = {"attribute": {"help_text": "Set on a flag recompute after a mapping change (it "
+                                                   "overwrites nothing); empty on a sync."}}
         read_only_fields = fields
 
     def get_progress(self, run) -> float:

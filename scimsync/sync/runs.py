@@ -18,9 +18,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from mappings.models import Connection
+from mappings.models import Connection, MappingChange
 from scimsync.models import AttributeState, SyncRun
-from scimsync.sync.services import Actor, users_sync
+from scimsync.sync.services import Actor, users_recompute_flags, users_sync
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,23 @@ def sync_run_start(
     )
     if not held:
         transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
+    return run
+
+
+def flags_recompute_start(
+    *, connection: Connection, attribute: str, reason: str = SyncRun.Reason.MAPPING_CHANGE,
+    requested_by: User | None = None,
+) -> SyncRun:
+    """Record a run that moves one attribute's at-risk flags for every user, then queue it.
+
+    Never held for approval: it overwrites nothing, it only tells admins what
+    the next sync will overwrite.
+    """
+    run = SyncRun.objects.create(
+        connection=connection, attribute=attribute, reason=reason, requested_by=requested_by,
+        users_total=User.objects.filter(connection=connection).count(),
+    )
+    transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
     return run
 
 
@@ -174,7 +191,7 @@ def sync_run_execute(*, run_id: int) -> None:
         return
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
     batch_size = settings.SCIMSYNC["SYNC_BATCH_SIZE"]
-    actor = Actor(label=f"sync run {run.pk}", sync_run=run)
+    do_batch = _recompute_batch(run) if run.recomputes_flags else _sync_batch(run)
     users = _run_users(run.connection_id, run.user_ids or None).order_by("pk")
     if run.checkpoint == 0:
         # Users came or went since the run was queued (an outage may have lasted hours):
@@ -187,13 +204,12 @@ def sync_run_execute(*, run_id: int) -> None:
             if not batch:
                 break
             with transaction.atomic():
-                outcome = users_sync(user_ids=batch, actor=actor)
+                counts = do_batch(batch)
                 # Conditional on the checkpoint this worker read: if another worker took
                 # the run over meanwhile, this batch rolls back and this worker stops.
                 advanced = _owned(run).update(
                     checkpoint=batch[-1], users_done=F("users_done") + len(batch),
-                    attributes_overwritten=F("attributes_overwritten") + outcome.overwritten,
-                    lost_edits=F("lost_edits") + outcome.lost_edits, heartbeat_at=timezone.now(),
+                    heartbeat_at=timezone.now(), **{name: F(name) + n for name, n in counts.items()},
                 )
                 if not advanced:
                     transaction.set_rollback(True)
@@ -209,7 +225,29 @@ def sync_run_execute(*, run_id: int) -> None:
             state=SyncRun.State.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
         )
         return
-    _owned(run).update(state=SyncRun.State.SUCCEEDED, finished_at=timezone.now())
+    with transaction.atomic():
+        if _owned(run).update(state=SyncRun.State.SUCCEEDED, finished_at=timezone.now()) and run.recomputes_flags:
+            done = SyncRun.objects.get(pk=run.pk)
+            MappingChange.objects.filter(sync_run=run).update(
+                users_now_at_risk=done.flags_raised, users_no_longer_at_risk=done.flags_cleared)
+
+
+def _sync_batch(run: SyncRun):
+    """A batch of a sync: users_sync, counted in overwritten attributes and lost edits."""
+    actor = Actor(label=f"sync run {run.pk}", sync_run=run)
+
+    def sync(user_ids: list[int]) -> dict[str, int]:
+        outcome = users_sync(user_ids=user_ids, actor=actor)
+        return {"attributes_overwritten": outcome.overwritten, "lost_edits": outcome.lost_edits}
+    return sync
+
+
+def _recompute_batch(run: SyncRun):
+    """A batch of a flag recompute, counted in flags raised and cleared."""
+    def recompute(user_ids: list[int]) -> dict[str, int]:
+        impact = users_recompute_flags(connection_id=run.connection_id, user_ids=user_ids, attribute=run.attribute)
+        return {"flags_raised": impact.now_at_risk, "flags_cleared": impact.no_longer_at_risk}
+    return recompute
 
 
 def _owned(run: SyncRun):
@@ -225,8 +263,18 @@ def _release(run: SyncRun) -> None:
         logger.warning("sync run %s: could not release it; the sweep resumes it after the lease", run.pk)
 
 
+@transaction.atomic
 def sync_run_retry(*, run: SyncRun, requested_by: User | None) -> SyncRun:
-    """A failed run is retried as a new run over the same users."""
+    """A failed run is retried as a new run of the same kind over the same users.
+
+    The mapping change a failed recompute was for follows the retry, which
+    fills in its counts when it finishes.
+    """
+    if run.recomputes_flags:
+        retry = flags_recompute_start(connection=run.connection, attribute=run.attribute,
+                                      reason=SyncRun.Reason.RETRY, requested_by=requested_by)
+        MappingChange.objects.filter(sync_run=run).update(sync_run=retry)
+        return retry
     return sync_run_start(
         connection=run.connection, user_ids=run.user_ids or None, reason=SyncRun.Reason.RETRY,
         requested_by=requested_by,

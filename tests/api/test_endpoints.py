@@ -169,7 +169,7 @@ def test_the_preview_changes_nothing_and_predicts_the_update(api, ada, connectio
 
     assert preview["applied"] is False
     assert preview["changes"][0] == {"attribute": "title", "state": "unmapped", "apply": "always",
-                                     "now_at_risk": 0, "no_longer_at_risk": 1}
+                                     "now_at_risk": 0, "no_longer_at_risk": 1, "sync_run": None}
     assert AttributeMapping.objects.get(connection=connection, attribute="title").state == "mapped"
     assert _state(ada, "title").at_risk is True
     assert not MappingChange.objects.exists()

@@ -244,3 +244,96 @@ def test_the_sweep_resumes_abandoned_runs_and_tries_the_broker_once_during_an_ou
     assert sorted(sent) == sorted([r.pk for r in waiting] + [abandoned.pk])
     alive.refresh_from_db()
     assert alive.state == "running"  # its worker is alive: not re-sent
+
+
+# --- flag recompute after a mapping change on a connection too large for the request ---
+
+
+@pytest.fixture
+def recompute_in_runs(settings):
+    """Connections of more than 2 users move their flags in a run (DESIGN.md, "Deferred
+    syncs": "recomputing at-risk flags after a mapping change, for every user of the connection")."""
+    settings.SCIMSYNC = {**settings.SCIMSYNC, "INLINE_RECOMPUTE_MAX_USERS": 2}
+
+
+def _flags(connection) -> dict[str, bool]:
+    return dict(AttributeState.objects.filter(user__connection=connection, attribute="title")
+                .values_list("user__user_name", "at_risk"))
+
+
+def _execute_again(run: SyncRun) -> None:
+    """The run replayed from the start, as if its checkpoint had been lost."""
+    SyncRun.objects.filter(pk=run.pk).update(state="queued", checkpoint=0, users_done=0,
+                                             flags_raised=0, flags_cleared=0)
+    runs.sync_run_execute(run_id=run.pk)
+
+
+def test_a_mapping_change_on_a_large_connection_moves_its_flags_in_a_run(connection, recompute_in_runs, alice):
+    from mappings.models import MappingChange
+
+    _users(connection, 4, edited=3)
+    assert sum(_flags(connection).values()) == 3
+    values_before, journal_before = _world(connection)[0], JournalChange.objects.count()
+
+    impact = services.mapping_update(connection=connection, attribute="title", state="unmapped",
+                                     actor=services.Actor.person(alice))
+    run = impact.sync_run
+    assert run is not None and run.recomputes_flags and run.reason == SyncRun.Reason.MAPPING_CHANGE
+    assert (impact.now_at_risk, impact.no_longer_at_risk, run.users_total) == (0, 0, 4)
+    assert run.requested_by == alice
+    change = MappingChange.objects.get(sync_run=run)
+
+    runs.sync_run_execute(run_id=run.pk)  # no-op if an eager broker ran it on commit already
+    run.refresh_from_db()
+    assert (run.state, run.users_done, run.flags_raised, run.flags_cleared) == ("succeeded", 4, 0, 3)
+    assert not any(_flags(connection).values())
+    change.refresh_from_db()
+    assert (change.users_now_at_risk, change.users_no_longer_at_risk) == (0, 3)
+    # It overwrites nothing and journals nothing: the local values stay, only their flags moved.
+    assert _world(connection)[0] == values_before and JournalChange.objects.count() == journal_before
+    assert run.attributes_overwritten == run.lost_edits == 0
+
+    mapped = services.mapping_update(connection=connection, attribute="title", state="mapped",
+                                     actor=services.Actor.person(alice)).sync_run
+    runs.sync_run_execute(run_id=mapped.pk)
+    mapped.refresh_from_db()
+    assert (mapped.flags_raised, mapped.flags_cleared) == (3, 0)
+    assert sum(_flags(connection).values()) == 3
+
+    flags = _flags(connection)
+    _execute_again(mapped)  # idempotent: replayed from the start, the same end state
+    mapped.refresh_from_db()
+    assert (mapped.state, _flags(connection)) == ("succeeded", flags)
+    assert mapped.flags_raised == 0  # nothing was left to move
+
+
+def test_a_small_connection_still_moves_its_flags_before_the_answer(connection, alice):
+    """DESIGN.md: "Mapping an attribute makes every user whose local value differs from the
+    IdP value at risk at once (before any push)": no run below the threshold."""
+    _users(connection, 3, edited=2)
+    impact = services.mapping_update(connection=connection, attribute="title", state="unmapped",
+                                     actor=services.Actor.person(alice))
+    assert impact.sync_run is None and impact.no_longer_at_risk == 2
+    assert not any(_flags(connection).values())
+    assert not SyncRun.objects.exists()
+
+
+def test_a_failed_recompute_is_retried_as_a_recompute_and_keeps_its_mapping_change(
+    connection, recompute_in_runs, alice
+):
+    from mappings.models import MappingChange
+
+    _users(connection, 3, edited=3)
+    run = services.mapping_update(connection=connection, attribute="title", state="unmapped",
+                                  actor=services.Actor.person(alice)).sync_run
+    SyncRun.objects.filter(pk=run.pk).update(state="failed", error="OperationalError: gone")
+    run.refresh_from_db()
+    journal_before = JournalChange.objects.count()
+
+    retry = runs.sync_run_retry(run=run, requested_by=alice)
+    runs.sync_run_execute(run_id=retry.pk)
+    retry.refresh_from_db()
+    assert (retry.attribute, retry.reason, retry.state, retry.flags_cleared) == ("title", "retry", "succeeded", 3)
+    assert JournalChange.objects.count() == journal_before  # a recompute, not a sync: nothing overwritten
+    assert MappingChange.objects.get(attribute="title").sync_run_id == retry.pk
+    assert MappingChange.objects.get(attribute="title").users_no_longer_at_risk == 3

@@ -169,3 +169,36 @@ def test_executing_a_finished_run_again_changes_nothing(celery_worker_process, s
     assert _counts(run) == counts
     assert User.objects.get(pk=user.pk).version == version
     assert User.objects.get(pk=user.pk).title == "Analyst"
+
+
+def test_a_mapping_change_too_large_for_the_request_moves_flags_on_the_worker(
+    celery_worker_process, scim, connection, alice, live_server, settings
+):
+    """DESIGN.md, "Deferred syncs": "recomputing at-risk flags after a mapping change, for every
+    user of the connection". Above SCIMSYNC_INLINE_RECOMPUTE_MAX_USERS the change made through
+    the REST API answers with a run; the real worker moves the flags, overwriting nothing."""
+    from scimsync.api.services import api_key_create
+    from scimsync.models import AttributeState
+    from tests.api.conftest import Api
+
+    settings.SCIMSYNC = {**settings.SCIMSYNC, "INLINE_RECOMPUTE_MAX_USERS": 1}
+    users = [_provision(scim, f"u{i}@example.com", title="Analyst") for i in range(3)]
+    for user in users[:2]:
+        _edit(user, "title", "Lead")
+    api = Api(live_server.url, api_key_create(owner=alice, scope="read_write", label="tests")[1])
+
+    answer = api.request("PUT", f"/connections/{connection.pk}/mappings/title/",
+                         json={"state": "unmapped", "apply": "always"})
+    assert answer.status_code == 200, answer.text
+    run_id = answer.json()["changes"][0]["sync_run"]
+    assert run_id is not None
+
+    run = _wait_for_run(run_id, celery_worker_process)
+    assert (run.attribute, run.reason, run.users_done, run.flags_cleared) == ("title", "mapping_change", 3, 2)
+    assert not AttributeState.objects.filter(user__connection=connection, at_risk=True).exists()
+    assert sorted(User.objects.filter(connection=connection).values_list("title", flat=True)) == [
+        "Analyst", "Lead", "Lead"]  # the local values stay: unmapped, they are the product's
+    assert not JournalEntry.objects.filter(kind=JournalEntry.Kind.SYNC).exists()
+    detail = api.request("GET", f"/sync-runs/{run_id}/").json()
+    assert (detail["state"], detail["flags_cleared"], detail["progress"]) == ("succeeded", 2, 1.0)
+    api.session.close()

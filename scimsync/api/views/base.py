@@ -30,7 +30,8 @@ def actor(request: Request) -> Actor:
 def impacts_data(changes, applied: bool, **extra) -> dict:
     """The body of ImpactsSerializer from (attribute, state, apply, MappingImpact) tuples."""
     rows = [{"attribute": a, "state": st, "apply": ap, "now_at_risk": i.now_at_risk,
-             "no_longer_at_risk": i.no_longer_at_risk} for a, st, ap, i in changes]
+             "no_longer_at_risk": i.no_longer_at_risk, "sync_run": i.sync_run.pk if i.sync_run else None}
+            for a, st, ap, i in changes]
     return {**extra, "changes": rows, "applied": applied,
             "now_at_risk": sum(r["now_at_risk"] for r in rows),
             "no_longer_at_risk": sum(r["no_longer_at_risk"] for r in rows)}
