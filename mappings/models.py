@@ -75,6 +75,9 @@ class ScimToken(models.Model):
 
     objects = ScimTokenQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = "SCIM token"  # Django's default would say "scim token"
+
     def __str__(self) -> str:
         return f"{self.hint}… ({self.connection})"
 
