@@ -187,15 +187,19 @@ class SyncRun(models.Model):
 
 class ScimRequestLogQuerySet(models.QuerySet):
     WRITES = ("POST", "PUT", "PATCH", "DELETE")
+    # POST /.search is a read sent as a POST (RFC 7644 §3.4.3).
+    _WRITE = models.Q(method__in=WRITES) & ~models.Q(path__endswith="/.search")
 
     def pushes(self):
         """What the IdP sent that changed something: writes that succeeded."""
-        return self.filter(method__in=self.WRITES, status__lt=400)
+        return self.filter(self._WRITE, status__lt=400)
 
     def failed_pushes(self):
         """Writes the server refused or failed, and any server error. A GET of an id
-        that is gone (404) is how an IdP finds out, not a failure of the connection."""
-        return self.filter(models.Q(method__in=self.WRITES, status__gte=400) | models.Q(status__gte=500))
+        that is gone (404) is how an IdP finds out, not a failure of the connection, and
+        so is a 501 for an endpoint it probes that is not offered (/Me)."""
+        return self.filter((self._WRITE & models.Q(status__gte=400))
+                           | (models.Q(status__gte=500) & ~models.Q(status=501)))
 
 
 class ScimRequestLog(models.Model):

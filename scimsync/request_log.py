@@ -32,12 +32,17 @@ class ScimRequestLogMiddleware:
         # The catalogue and the mappings read once (with the token) for the request and its log row.
         with catalogue_snapshot(), ownership_snapshot():
             response = self.get_response(request)
-            if request.method != "GET" or response.status_code >= 400:
+            if self.is_write(request) or response.status_code >= 400:
                 try:
                     self.record(request, response, body)
                 except Exception:
                     logger.exception("could not record SCIM request %s %s", request.method, request.path)
         return response
+
+    @staticmethod
+    def is_write(request) -> bool:
+        """Reads are not logged, POST /.search included (RFC 7644 §3.4.3: a read sent as POST)."""
+        return request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.endswith("/.search")
 
     @staticmethod
     def small(request) -> bool:

@@ -23,7 +23,7 @@ from mappings.catalogue import ENTERPRISE_USER, all_attributes
 from mappings.models import Connection
 from scimsync.scim import errors
 from scimsync.scim.documents import (
-    addressed_attributes, build_group_document, build_user_document, parse_group_document,
+    addressed_attributes, build_group_document, build_user_document, named_attributes, parse_group_document,
     parse_user_document,
 )
 from scimsync.scim.patch import GROUP_SHAPE, apply_operations, user_shape
@@ -108,7 +108,7 @@ class SCIMUserAdapter(SCIMMixin):
         try:
             user = services.user_provision(
                 connection=connection, received=received, extras=extras,
-                actor=services.Actor("SCIM POST"),
+                actor=services.Actor("SCIM POST"), sent=parsed.named,
             )
         except InvalidValue as e:
             raise errors.invalid_value(str(e)) from None
@@ -131,7 +131,7 @@ class SCIMUserAdapter(SCIMMixin):
                 received[attribute.short_name] = None
         extras = _clean_extras(parsed.extras)
         _unassigned_active(received, extras, previous=self.obj.scim_extras)
-        self._push(received, extras, "SCIM PUT")
+        self._push(received, extras, "SCIM PUT", sent=parsed.named)
 
     def patch(self, operations: Any) -> None:
         """PATCH applies to what the IdP last sent, then is pushed like a PUT of what changed."""
@@ -155,9 +155,10 @@ class SCIMUserAdapter(SCIMMixin):
         extras = _clean_extras(parsed.extras)
         _unassigned_active(received, extras, previous=self.obj.scim_extras)
         _for_the_request_log(self.request, received, _changed_extras(self.obj.scim_extras, extras))
-        self._push(received, extras, "SCIM PATCH", states)
+        sent = named_attributes(touches, self.attributes) | {n for n, v in received.items() if v is not None}
+        self._push(received, extras, "SCIM PATCH", states, sent=sent)
 
-    def _push(self, received: dict, extras: dict, label: str, states=None) -> None:
+    def _push(self, received: dict, extras: dict, label: str, states=None, *, sent: set[str]) -> None:
         """Hand the push to the sync engine. self.obj is the user the view locked
         (ResourceView._update); the engine updates it in place, as stored."""
         if states is None:
@@ -165,6 +166,7 @@ class SCIMUserAdapter(SCIMMixin):
         try:
             services.user_receive_push(
                 user=self.obj, received=received, extras=extras, actor=services.Actor(label), states=states,
+                sent=sent,
             )
         except InvalidValue as e:
             raise errors.invalid_value(str(e)) from None

@@ -22,11 +22,16 @@ class ParsedUser:
     """Values found in a User document.
 
     `values` holds every catalogue attribute the document addresses (None for
-    sent empty); attributes it does not mention are absent. `extras` is what
-    the catalogue does not model, to be stored as sent.
+    sent empty); attributes it does not mention are absent. `named` holds those
+    the document names one by one (a key, a name part, a typed entry), as
+    opposed to those emptied because a whole array or object was sent without
+    them: only the former tell that the IdP sends the attribute at all
+    ("observed from IdP"). `extras` is what the catalogue does not model, to be
+    stored as sent.
     """
 
     values: dict[str, Any] = field(default_factory=dict)
+    named: set[str] = field(default_factory=set)
     extras: dict = field(default_factory=lambda: {"entry_meta": {}, "entries": {}, "extensions": {}})
 
 
@@ -106,9 +111,11 @@ def _parse_core(parsed: ParsedUser, name: str, value: Any, by_slot) -> None:
         _parse_multi(parsed, name, value, by_slot)
     elif name == "active":
         parsed.values["active"] = None if value is None else _boolean("active", value)
+        parsed.named.add("active")
     else:
         for attribute in by_slot.get((Slot.TOP, name.lower()), []):
             parsed.values[attribute.short_name] = _string(name, value)
+            parsed.named.add(attribute.short_name)
 
 
 def _string(name: str, value: Any) -> str | None:
@@ -129,6 +136,7 @@ def _parse_object(parsed: ParsedUser, value: Any, by_slot, slot: Slot, label: st
     for key, item in value.items():
         attrs = by_slot.get((slot, str(key).lower()), [])
         for attribute in attrs:
+            parsed.named.add(attribute.short_name)
             if attribute.kind is Kind.REFERENCE:
                 parsed.values[attribute.short_name] = _manager_id(item)
             else:
@@ -188,6 +196,7 @@ def _parse_multi(parsed: ParsedUser, plural: str, value: Any, by_slot) -> None:
         if attribute is None or parsed.values.get(attribute.short_name) is not None:
             parsed.extras["entries"].setdefault(plural, []).append(entry)
             continue
+        parsed.named.add(attribute.short_name)
         if attribute.kind is Kind.ADDRESS:
             address = {k: _string(f"{plural}.{k}", v) for k, v in entry.items() if k in ADDRESS_FIELDS}
             meta = {k: v for k, v in entry.items() if k not in ADDRESS_FIELDS and k != "type"}
@@ -211,18 +220,32 @@ def addressed_attributes(touches: list[Touch], attributes: list[Attribute]) -> s
     return names | addressed_name_parts(touches, attributes)
 
 
-def _touches(touch: Touch, attribute: Attribute) -> bool:
+def named_attributes(touches: list[Touch], attributes: list[Attribute]) -> set[str]:
+    """Catalogue attributes a PATCH named one by one: `title`, `name.givenName`, an
+    enterprise attribute by its URN path, `emails[type eq "work"]`. Not those that a
+    remove of a whole array, name or extension empties (see ParsedUser.named)."""
+    names = {a.short_name for touch in touches for a in attributes if _touches(touch, a, one_by_one=True)}
+    whole_name_removes = [t for t in touches if t.urn is None and t.attr.lower() == "name"
+                          and t.sub is None and not isinstance(t.value, dict)]
+    parts = [t for t in touches if t not in whole_name_removes]
+    return names | addressed_name_parts(parts, attributes)
+
+
+def _touches(touch: Touch, attribute: Attribute, *, one_by_one: bool = False) -> bool:
     attr = touch.attr.lower()
+    whole = () if one_by_one else ("*",)
     if touch.urn == ENTERPRISE_USER:
-        return attribute.slot is Slot.ENTERPRISE and attr in ("*", attribute.scim_name.lower())
+        return attribute.slot is Slot.ENTERPRISE and attr in (*whole, attribute.scim_name.lower())
     if touch.urn == CUSTOM_USER:
-        return attribute.slot is Slot.CUSTOM and attr in ("*", attribute.scim_name.lower())
+        return attribute.slot is Slot.CUSTOM and attr in (*whole, attribute.scim_name.lower())
     if touch.urn is not None or attr != attribute.scim_name.lower():
         return False
     if attribute.slot is Slot.NAME:
         return False  # name.x paths are attribute names of their own, handled below
     if attribute.slot is Slot.MULTI:
-        return touch.entry_type is None or str(touch.entry_type).lower() == attribute.entry_type
+        if touch.entry_type is None:
+            return not one_by_one
+        return str(touch.entry_type).lower() == attribute.entry_type
     return True
 
 

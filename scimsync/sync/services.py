@@ -219,7 +219,8 @@ def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list
 
 
 def _record_idp_values(
-    user: User, book: _StateBook, ownership: Ownership, received: dict[str, Any], now
+    user: User, book: _StateBook, ownership: Ownership, received: dict[str, Any], now,
+    sent: Iterable[str] | None = None,
 ) -> list[JournalChange]:
     """Store what the IdP sent; return "recorded only" changes for local attributes."""
     kept_local: list[JournalChange] = []
@@ -238,13 +239,17 @@ def _record_idp_values(
                 )
         state.idp_value = value
         state.idp_received_at = now
-    _mark_observed(user.connection_id, ownership, received, now)
+    _mark_observed(user.connection_id, ownership, received if sent is None else sent, now)
     return kept_local
 
 
-def _mark_observed(connection_id: int, ownership: Ownership, received, now) -> None:
-    """The first time a connection's IdP sends an attribute, its mapping says so ("observed")."""
-    new = [name for name in received if name not in ownership.observed and name in ownership.by_attribute]
+def _mark_observed(connection_id: int, ownership: Ownership, sent: Iterable[str], now) -> None:
+    """The first time a connection's IdP sends an attribute, its mapping says so ("observed").
+
+    `sent`: the attributes the request named, sent empty included; not those a PUT
+    empties by leaving them out, nor the other types of an emails array.
+    """
+    new = [name for name in sent if name not in ownership.observed and name in ownership.by_attribute]
     if new:
         AttributeMapping.objects.filter(
             connection_id=connection_id, attribute__in=new, observed_at__isnull=True
@@ -253,7 +258,8 @@ def _mark_observed(connection_id: int, ownership: Ownership, received, now) -> N
 
 @transaction.atomic
 def user_provision(
-    *, connection: Connection, received: dict[str, Any], extras: dict, actor: Actor
+    *, connection: Connection, received: dict[str, Any], extras: dict, actor: Actor,
+    sent: Iterable[str] | None = None,
 ) -> User:
     """Create a user from an IdP's POST: mapped attributes (always or on_create) are seeded.
 
@@ -276,7 +282,7 @@ def user_provision(
     if not rawsql.insert(User, [user], skip_conflicts=True):
         raise IntegrityError(f"userName {user.user_name!r} is taken in connection {connection.pk}")
     book = _StateBook(user, rows=())  # a new user has no states to load
-    changes += _record_idp_values(user, book, ownership, received, now)
+    changes += _record_idp_values(user, book, ownership, received, now, sent)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
     book.save()
     _journal(user, JournalEntry.Kind.CREATE, actor, changes)
@@ -287,7 +293,7 @@ def user_provision(
 @transaction.atomic(savepoint=False)  # the SCIM view's transaction: a savepoint would only cost
 def user_receive_push(
     *, user: User, received: dict[str, Any], extras: dict | None, actor: Actor,
-    states: list[AttributeState] | None = None,
+    states: list[AttributeState] | None = None, sent: Iterable[str] | None = None,
 ) -> SyncOutcome:
     """Apply an IdP's PUT or PATCH of an existing user (DESIGN.md's four cases).
 
@@ -295,6 +301,8 @@ def user_receive_push(
     "sent empty". The push is a sync of the user: it re-asserts every mapped
     attribute from the IdP values, not only the ones in this request, so a
     locally edited mapped title is restored by a PATCH of the department.
+    `sent` (default: the keys of `received`) names those the request named one
+    by one, which mark the attribute observed from the IdP.
 
     With `states`, the caller holds the user's row lock in this transaction and
     passes the user as users.selectors.users_with_relations(lock=True) read it
@@ -309,7 +317,7 @@ def user_receive_push(
     ownership = Ownership.for_connection(user.connection_id)
     book = _StateBook(user, states)
     attrs = all_attributes()
-    kept_local = _record_idp_values(user, book, ownership, received, now)
+    kept_local = _record_idp_values(user, book, ownership, received, now, sent)
     changes = _sync_mapped(user, book, ownership, attrs)
     _refresh_flags(user, book, ownership, attrs)
     changed_fields = {f for c in changes for f in _user_fields(get_attribute(c.attribute))}

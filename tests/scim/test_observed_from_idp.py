@@ -64,3 +64,32 @@ def test_the_first_push_of_an_attribute_marks_it_observed_for_the_connection(sci
     rows = {r["attribute"]: r for r in api.get(f"/api/v1/users/{user.pk}/").json()["attributes"]}
     assert rows["title"]["observed_from_idp"] and rows["department"]["observed_from_idp"]
     assert not rows["cost_center"]["observed_from_idp"]
+
+
+def test_only_what_the_request_names_marks_an_attribute_observed(scim, connection):
+    """"Observed from IdP" tells whether the IdP sends an attribute at all. A PUT that leaves
+    an attribute out records it as sent empty (DESIGN.md, "IdP value"), and an emails array
+    of one type empties the others, but neither shows that the IdP sends those: an Okta
+    connection (PUT on every update) would otherwise call every attribute observed."""
+    created = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada",
+                                   "emails": [{"type": "work", "value": "ada@example.com"}],
+                                   "name": {"givenName": "Ada"}})
+    assert created.status_code == 201, created.text
+    # (userName, externalId and active have no mapping row: they are always the IdP's.)
+    assert _observed(connection) == {"email_work", "given_name"}
+
+    replaced = scim.put(f"/Users/{created.json()['id']}", {
+        "schemas": [USER_SCHEMA, ENTERPRISE], "userName": "ada", "title": None,
+        "phoneNumbers": [{"type": "mobile", "value": "555"}], ENTERPRISE: {"costCenter": "CC-1"}})
+    assert replaced.status_code == 200, replaced.text
+    # Named, sent empty included (title: null); not the omitted ones (email_work now
+    # sent empty stays observed from before; phone_work, department... stay unobserved).
+    assert _observed(connection) == {"email_work", "given_name", "title", "phone_mobile", "cost_center"}
+
+    patched = scim.patch(f"/Users/{created.json()['id']}", [
+        {"op": "Replace", "path": "emails", "value": [{"type": "home", "value": "ada@home.example"}]},
+        {"op": "remove", "path": 'phoneNumbers[type eq "fax"]'},
+        {"op": "replace", "path": "name.familyName", "value": None}])
+    assert patched.status_code == 200, patched.text
+    assert _observed(connection) - {"email_work", "given_name", "title", "phone_mobile", "cost_center"} == {
+        "email_home", "phone_fax", "family_name"}

@@ -63,3 +63,24 @@ def test_each_write_is_decoded_per_attribute_with_what_was_done(client, connecti
         ("phone_mobile", "+1 555", "kept_local"), ("title", "Lead", "applied")]
     # A PUT: what it sent, not the attributes it clears by leaving them out.
     assert sorted((d["attribute"], d["value"]) for d in put.decoded) == [("title", "Boss"), ("user_name", "ada")]
+
+
+def test_searches_and_probes_are_neither_pushes_nor_failures(client, connection, token):
+    """Issue 6, the connection page and the dashboard: "pushes and errors in the last 24 hours".
+    POST /.search is a read sent as POST (RFC 7644 §3.4.3) and a 501 for /Me an IdP probing an
+    endpoint that is not offered; a refused write is a failed push."""
+    from scimsync.sync.selectors import dashboard
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}", "content_type": "application/scim+json"}
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "x"'}
+    assert client.post("/scim/v2/Users/.search", search, **auth).status_code == 200
+    assert client.post("/scim/v2/.search", search, **auth).status_code == 200
+    assert client.get("/scim/v2/Me", **auth).status_code == 501
+    assert client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": "ada"}, **auth).status_code == 201
+    assert client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": "ADA"}, **auth).status_code == 409
+
+    logs = ScimRequestLog.objects.filter(connection=connection)
+    assert (logs.pushes().count(), logs.failed_pushes().count()) == (1, 1)
+    assert not logs.filter(path__endswith="/.search").exists()  # a read leaves no row
+    row = next(h for h in dashboard()["connections"] if h.connection == connection)
+    assert (row.pushes_24h, row.failures_24h) == (1, 1)
