@@ -16,6 +16,7 @@ from scimsync.display import show_time, show_value
 from scimsync.sync import runs, services
 from scimsync.sync.selectors import user_attribute_rows, user_next_sync, with_risk_counts
 from scimsync.sync.values import InvalidValue, read_value
+from users.forms import AddressField
 from users.models import Group, GroupMembership, User
 
 _FIELD_TO_ATTRIBUTE = {a.field: a for a in BUILTIN_ATTRIBUTES if a.field}
@@ -142,6 +143,8 @@ class UserAdmin(DjangoUserAdmin):
                                                   initial=read_value(obj, a) or "")
                 for a in customs
             }
+            declared.update({name: AddressField(label=User._meta.get_field(name).verbose_name.capitalize())
+                             for name in ("address_work", "address_home")})
             kwargs["form"] = type("UserChangeFormWithCustoms", (kwargs.get("form", self.form),), declared)
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is not None and obj.connection_id:

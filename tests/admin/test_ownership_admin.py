@@ -147,9 +147,10 @@ def test_dashboard_shows_risk_lost_edits_failures_and_silent_connections(admin_c
     # Not failed pushes: an IdP's GET of an id that is gone, an unsupported /Me; but a 500 is.
     ScimRequestLog.objects.create(connection=connection, method="GET", path="/scim/v2/Users/y", status=404)
     ScimRequestLog.objects.create(connection=connection, method="GET", path="/scim/v2/Me", status=501)
+    ScimRequestLog.objects.create(connection=connection, method="GET", path="/scim/v2/Users", status=500)
     page = admin_client.get("/admin/").content.decode()
     assert "Lost edits this week: <strong>1</strong>" in page
-    assert "Failed pushes (24 h): <strong>2</strong>" in page  # the PATCH 400 and the 501
+    assert "Failed pushes (24 h): <strong>2</strong>" in page  # the PATCH 400 and the 500
     assert "Silent connections: <strong>1</strong>" in page  # the quiet one never pushed; the other just did
     assert 'data-connection="Quiet tenant"' in page
 
@@ -253,3 +254,46 @@ def test_a_custom_attribute_is_edited_on_the_user_page_and_flagged_like_the_othe
     assert state.at_risk and state.idp_value == "B-1" and state.local_edit_by_label == "alice"
     listed = admin_client.get("/admin/users/user/", {"at_risk_attribute": "custom:badgeNumber"})
     assert "alex" in listed.content.decode()
+
+
+def _form_data(form) -> dict:
+    """What the browser would post back unchanged, MultiWidget fields as NAME_0, NAME_1..."""
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        widget = form.fields[name].widget
+        if hasattr(widget, "widgets"):
+            parts = value if isinstance(value, list) else widget.decompress(value)
+            data.update({f"{name}_{i}": part for i, part in enumerate(parts)})
+        elif value not in (None, False):
+            data[name] = value
+    return data
+
+
+def test_an_address_is_edited_as_its_parts_and_flagged_like_the_others(admin_client, connection):
+    """An address (addresses[type eq "work"], RFC 7643 §4.1.2) is edited part by part on the
+    user page, not as raw JSON: empty shows empty inputs (not "null"), a typed street and city
+    are stored as the address object, and the edit of the mapped attribute is at risk."""
+    alex = _provision(connection, "alex", address_work={"streetAddress": "1 Main St", "locality": "Springfield"})
+    url = f"/admin/users/user/{alex.pk}/change/"
+    page = admin_client.get(url)
+    html = page.content.decode()
+    assert 'name="address_work_1" value="1 Main St"' in html and 'name="address_home_1"' in html
+    assert ">null<" not in html
+
+    data = _form_data(page.context["adminform"].form)
+    data.update({"address_work_1": "2 Elm St", "address_home_2": "Shelbyville"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+
+    alex.refresh_from_db()
+    assert alex.address_work == {"streetAddress": "2 Elm St", "locality": "Springfield"}
+    assert alex.address_home == {"locality": "Shelbyville"}
+    work = AttributeState.objects.get(user=alex, attribute="address_work")
+    assert work.at_risk and work.idp_value == {"streetAddress": "1 Main St", "locality": "Springfield"}
+
+    # Posted back untouched, nothing changes and nothing new is journaled.
+    before = JournalChange.objects.count()
+    data = _form_data(admin_client.get(url).context["adminform"].form)
+    assert admin_client.post(url, data).status_code == 302
+    assert JournalChange.objects.count() == before
