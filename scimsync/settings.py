@@ -137,6 +137,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One way to show a time across the admin (scimsync/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["scimsync.formats"]
 USE_I18N = True
 USE_TZ = True
 
