@@ -72,10 +72,16 @@ class AttributeMappingInline(admin.TabularInline):
     """Read-only here: changes go through the mapping editor, which previews their impact first."""
 
     model = AttributeMapping
-    fields = ("attribute", "state", "apply", "updated_at")
+    fields = ("attribute", "owner", "observed_at", "updated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
+    classes = ["attribute-mappings"]  # change_form.html hides each row's repeated caption
+
+    @admin.display(description="Owner")
+    def owner(self, obj):
+        """The user page's labels: apply matters only while the attribute is mapped."""
+        return {"local": "Local", "IdP": "IdP-owned", "IdP on create": "IdP on create"}[obj.owner_label]
 
     def has_add_permission(self, request, obj=None):
         return False
