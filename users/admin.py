@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -14,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind, all_attributes, get_attribute
 from scimsync.display import show_time, show_value
 from scimsync.sync import runs, services
+from scimsync.sync.decode import out_of_catalogue
 from scimsync.sync.selectors import user_attribute_rows, user_next_sync, with_risk_counts
 from scimsync.sync.values import InvalidValue, read_value
 from users.forms import AddressField
@@ -80,7 +83,8 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("user_name", "display_name", "email_work", "external_id")
     ordering = ("user_name",)
     raw_id_fields = ("manager",)
-    readonly_fields = ("scim_id", "connection", "ownership", "recent_journal", "date_joined", "last_login")
+    readonly_fields = ("scim_id", "connection", "ownership", "received_outside_catalogue", "recent_journal",
+                       "date_joined", "last_login")
     actions = ["sync_now"]
     add_fieldsets = ((None, {"fields": ("user_name", "password1", "password2", "is_staff")}),)
 
@@ -103,6 +107,8 @@ class UserAdmin(DjangoUserAdmin):
         customs = [_custom_field(a) for a in all_attributes() if a.is_custom]
         if customs:
             sets.append(("Custom attributes", {"fields": customs}))
+        if out_of_catalogue(obj.scim_extras or {}):
+            sets.append(("Received, not in the catalogue", {"fields": ("received_outside_catalogue",)}))
         sets.append(("Journal", {"fields": ("recent_journal",)}))
         if obj.connection_id is None:
             sets.append(("Local account", {"fields": ("password", "is_staff", "is_superuser", "groups",
@@ -221,6 +227,15 @@ class UserAdmin(DjangoUserAdmin):
             "<th>Local edit</th><th></th></tr></thead><tbody>{}</tbody></table>",
             summary, body,
         )
+
+    @admin.display(description="Kept as sent")
+    def received_outside_catalogue(self, obj):
+        """What the IdP sent that no attribute holds: returned on SCIM GET, never synced or flagged."""
+        rows = format_html_join("", "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                                ((where, json.dumps(value, ensure_ascii=False))
+                                 for where, value in out_of_catalogue(obj.scim_extras or {})))
+        return format_html('<table class="outside-catalogue"><thead><tr><th>Sent as</th><th>Value</th></tr>'
+                           "</thead><tbody>{}</tbody></table>", rows)
 
     @admin.display(description="Recent pushes, syncs and edits")
     def recent_journal(self, obj):

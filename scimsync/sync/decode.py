@@ -40,10 +40,17 @@ def decode_user_write(
             outcome = "kept_local"
         rows.append({"attribute": attribute.short_name, "value": values.get(attribute.short_name),
                      "outcome": outcome})
-    for plural, entries in extras.get("entries", {}).items():
-        rows.extend({"attribute": plural, "value": e, "outcome": "not_in_catalogue"} for e in entries)
-    for urn, value in extras.get("extensions", {}).items():
-        rows.append({"attribute": urn, "value": value, "outcome": "not_in_catalogue"})
+    rows.extend({"attribute": where, "value": value, "outcome": "not_in_catalogue"}
+                for where, value in out_of_catalogue(extras))
+    return rows
+
+
+def out_of_catalogue(extras: dict) -> list[tuple[str, Any]]:
+    """(where, value) for each value the IdP sent that no catalogue attribute holds
+    (DESIGN.md: kept as sent, shown as "received, not in the catalogue"): entries of
+    other types ("emails", an alias address) and undeclared extensions (their URN)."""
+    rows = [(plural, entry) for plural, entries in extras.get("entries", {}).items() for entry in entries]
+    rows += list(extras.get("extensions", {}).items())
     return rows
 
 

@@ -297,3 +297,30 @@ def test_an_address_is_edited_as_its_parts_and_flagged_like_the_others(admin_cli
     data = _form_data(admin_client.get(url).context["adminform"].form)
     assert admin_client.post(url, data).status_code == 302
     assert JournalChange.objects.count() == before
+
+
+def test_the_user_page_shows_what_the_idp_sent_outside_the_catalogue(admin_client, scim_connection_user):
+    """DESIGN.md, "The attribute catalogue": a value that matches no catalogue attribute (another
+    email type, an unknown extension) is kept as sent and "shown to admins as 'received, not in
+    the catalogue'"."""
+    user = scim_connection_user
+    page = admin_client.get(f"/admin/users/user/{user.pk}/change/").content.decode()
+    assert "Received, not in the catalogue" in page
+    section = page[page.index('class="outside-catalogue"'):].split("</table>")[0]
+    assert "emails" in section and "alias@example.com" in section
+    assert "urn:example:okta:2.0:User" in section and "badge-7" in section
+
+
+@pytest.fixture
+def scim_connection_user(client, connection):
+    from mappings.services import token_create
+
+    _, token = token_create(connection=connection, label="t")
+    created = client.post("/scim/v2/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:example:okta:2.0:User"],
+        "userName": "alex", "emails": [{"type": "work", "value": "alex@example.com"},
+                                       {"type": "alias", "value": "alias@example.com"}],
+        "urn:example:okta:2.0:User": {"badge": "badge-7"}},
+        content_type="application/scim+json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert created.status_code == 201, created.content
+    return User.objects.get(user_name="alex")
