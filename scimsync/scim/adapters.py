@@ -14,9 +14,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db.models import BigIntegerField, Value
+from django.db.models import BigIntegerField, F, Value
 from django.db.models.expressions import RawSQL
 from django.urls import get_script_prefix, reverse
+from django.utils import timezone
 from django_scim.adapters import SCIMMixin
 
 from mappings.catalogue import ENTERPRISE_USER, all_attributes
@@ -255,20 +256,21 @@ class SCIMGroupAdapter(SCIMMixin):
         parsed = parse_group_document(body)
         name = _required_group_name(parsed.display_name)
         _check_group_name_free(connection, name, exclude_pk=None)
-        group = Group(connection=connection, display_name=name, external_id=parsed.external_id or "")
+        external_id = _group_external_id(parsed.external_id)
+        group = Group(connection=connection, display_name=name, external_id=external_id)
         try:
             with transaction.atomic():
                 group.save()
         except IntegrityError:
             raise errors.uniqueness(f"displayName {name!r} is already taken") from None
         if parsed.member_ids:
-            _set_members(group, parsed.member_ids)
+            _touch_users(_set_members(group, parsed.member_ids))
         return cls(group, request)
 
     @transaction.atomic
     def replace(self, body: Any) -> None:
         parsed = parse_group_document(body)
-        self._save(parsed.display_name, parsed.external_id or "", parsed.member_ids or [])
+        self._save(parsed.display_name, _group_external_id(parsed.external_id), parsed.member_ids or [])
 
     @transaction.atomic
     def patch(self, operations: Any) -> None:
@@ -276,28 +278,57 @@ class SCIMGroupAdapter(SCIMMixin):
         after, touches = apply_operations(before, operations, GROUP_SHAPE)
         _check_users_exist(self.obj.connection_id, _members_written(touches))
         parsed = parse_group_document(after)
-        self._save(parsed.display_name, parsed.external_id or "", parsed.member_ids or [])
+        self._save(parsed.display_name, _group_external_id(parsed.external_id), parsed.member_ids or [])
 
     def _save(self, display_name, external_id: str, member_ids: list[str]) -> None:
         group = Group.objects.select_for_update().get(pk=self.obj.pk)
         name = _required_group_name(display_name)
         _check_group_name_free(group.connection, name, exclude_pk=group.pk)
-        members_changed = _set_members(group, member_ids)
+        moved = _set_members(group, member_ids)
+        renamed = name != group.display_name
         # A repeated add changes nothing, so neither version nor lastModified moves.
-        if members_changed or (name, external_id) != (group.display_name, group.external_id):
+        if moved or renamed or external_id != group.external_id:
             group.display_name, group.external_id = name, external_id
             group.version += 1
             group.save()
+        # Members show the group in their read-only `groups`: their representation changed too.
+        _touch_users(set(group.memberships.values_list("user_id", flat=True)) if renamed else moved)
         self.obj = group
 
+    @transaction.atomic
     def delete(self) -> None:
+        _touch_users(set(self.obj.memberships.values_list("user_id", flat=True)))
         self.obj.delete()
 
 
 def _required_group_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise errors.invalid_value("displayName is required")
-    return name
+    return _within_column(name, "display_name", "displayName")
+
+
+def _group_external_id(value: str | None) -> str:
+    return _within_column(value or "", "external_id", "externalId")
+
+
+def _within_column(value: str, field: str, label: str) -> str:
+    limit = Group._meta.get_field(field).max_length
+    if len(value) > limit:
+        raise errors.invalid_value(f"{label} is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+def _touch_users(user_pks: set[int]) -> None:
+    """Bump the version (ETag, RFC 7644 §3.14) and lastModified of users whose `groups` changed.
+
+    Locked in primary-key order first, as the sync engine locks users, so two group
+    writes sharing members cannot deadlock on them.
+    """
+    if not user_pks:
+        return
+    users = User.objects.filter(pk__in=_json_ids(user_pks, "int"))
+    list(users.select_for_update().order_by("pk").values_list("pk", flat=True))
+    users.update(version=F("version") + 1, updated_at=timezone.now())
 
 
 def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
@@ -344,8 +375,9 @@ def _check_users_exist(connection_id: int, member_ids: set[str]) -> None:
         raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
 
 
-def _set_members(group: Group, member_ids: list[str]) -> bool:
+def _set_members(group: Group, member_ids: list[str]) -> set[int]:
     """Make the membership exactly `member_ids`; every id must be a user of the connection.
+    Returns the primary keys of the users who joined or left.
 
     An unknown id fails the whole request (RFC 7644 §3.5.2: PATCH is atomic),
     so existing members are never lost and unknown ids never stored. The ids
@@ -371,7 +403,7 @@ def _set_members(group: Group, member_ids: list[str]) -> bool:
         GroupMembership.objects.filter(group=group).exclude(user_id__in=_json_ids(target, "int")).delete()
     if target - current:
         _insert_members(group, target - current)
-    return current != target
+    return current ^ target
 
 
 def _insert_members(group: Group, user_pks: set[int]) -> None:

@@ -99,16 +99,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# No SCIM document nests deeper than a Bulk operation's address entry (about 6 levels).
+# A deeper one would be stored and then break the recursive copy every PATCH makes.
+MAX_JSON_DEPTH = 32
+
+
 def _check_text(doc: Any) -> None:
-    """Every string (keys included) must be UTF-8 encodable and free of NUL; walked without recursion."""
-    stack = [doc]
+    """Every string (keys included) must be UTF-8 encodable and free of NUL, and the
+    document at most MAX_JSON_DEPTH deep; walked without recursion."""
+    stack = [(doc, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)) and depth >= MAX_JSON_DEPTH:
+            raise errors.invalid_syntax(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend((key, depth) for key in item.keys())
+            stack.extend((value, depth + 1) for value in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, depth + 1) for value in item)
         elif isinstance(item, str):
             if "\x00" in item:
                 raise errors.invalid_value("strings must not contain NUL (\\u0000)")
@@ -628,6 +636,9 @@ def _total(count_all: Callable[[], int], page: list, start: int, count: int) -> 
     return count_all()
 
 
+MAX_START_INDEX = 2**31 - 1
+
+
 def _page(params) -> tuple[int, int]:
     """RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0, count capped."""
     limit = settings.SCIMSYNC["MAX_PAGE_SIZE"]
@@ -637,9 +648,10 @@ def _page(params) -> tuple[int, int]:
             raise TypeError
         start = int(raw_start if raw_start not in (None, "") else 1)
         count = int(raw_count if raw_count not in (None, "") else limit)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise errors.invalid_value("startIndex and count must be integers") from None
-    return max(start, 1), min(max(count, 0), limit)
+    # Past any table's end, and within the 64-bit OFFSET both databases take.
+    return min(max(start, 1), MAX_START_INDEX), min(max(count, 0), limit)
 
 
 def _parsed_filter(filter_text):

@@ -1,0 +1,102 @@
+"""Faults a tester found by trying to break the SCIM surface over HTTP, each pinned to the rule
+it broke: no 500, no stale ETag, no value a column cannot hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import USER_SCHEMA
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def _user(scim, name="ada"):
+    created = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": name})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def _assert_scim_error(response, status: int, scim_type: str | None = None):
+    """RFC 7644 §3.12: the error schema, status as a string, scimType where one applies."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["schemas"] == [ERROR_SCHEMA] and body["status"] == str(status)
+    if scim_type:
+        assert body["scimType"] == scim_type
+
+
+@pytest.mark.parametrize("start", ["9223372036854775809", "99999999999999999999999"])
+def test_a_start_index_past_any_table_is_an_empty_page(scim, start):
+    """RFC 7644 §3.4.2.4: startIndex is a 1-based index; one past the results gives an empty page."""
+    _user(scim)
+    for path in ("/Users", "/Groups"):
+        page = scim.get(path, params={"startIndex": start, "count": "5"})
+        assert page.status_code == 200, page.text
+        assert page.json()["Resources"] == [] if "Resources" in page.json() else True
+        assert page.json()["totalResults"] == (1 if path == "/Users" else 0)
+    searched = scim.post("/Users/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                                            "startIndex": 1e23})
+    assert searched.status_code == 200, searched.text
+
+
+def test_a_body_nested_too_deep_is_refused_before_it_is_stored(scim):
+    """RFC 7644 §3.12 invalidSyntax: a document nested hundreds deep would be stored, then break
+    every later PATCH of the user (a recursive copy); it is refused at the door instead."""
+    deep: dict = {"a": "leaf"}
+    for _ in range(500):
+        deep = {"a": deep}
+    refused = scim.post("/Users", {"schemas": [USER_SCHEMA, "urn:x:deep"], "userName": "deep", "urn:x:deep": deep})
+    _assert_scim_error(refused, 400, "invalidSyntax")
+    assert scim.get("/Users", params={"filter": 'userName eq "deep"'}).json()["totalResults"] == 0
+
+    user = _user(scim)  # a sane extension still goes through, and PATCH works on it
+    patched = scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": "urn:x:ok:k", "value": {"b": {"c": "d"}}}])
+    assert patched.status_code in (200, 400), patched.text  # never a 500
+
+
+def test_a_users_etag_moves_when_its_groups_change(scim):
+    """RFC 7644 §3.14: the version changes whenever the resource does, and a user's read-only
+    `groups` (RFC 7643 §4.1.2) is part of it: joining, a rename and the group's deletion."""
+    user = _user(scim)
+    url = f"/Users/{user['id']}"
+    etags = [scim.get(url).headers["ETag"]]
+
+    group = scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Sales",
+                                  "members": [{"value": user["id"]}]})
+    assert group.status_code == 201, group.text
+    gid = group.json()["id"]
+    joined = scim.get(url, headers={"If-None-Match": etags[-1]})
+    assert joined.status_code == 200 and joined.json()["groups"][0]["display"] == "Sales"
+    etags.append(joined.headers["ETag"])
+
+    renamed = scim.patch(f"/Groups/{gid}", [{"op": "replace", "path": "displayName", "value": "Field Sales"}])
+    assert renamed.status_code in (200, 204), renamed.text
+    after_rename = scim.get(url, headers={"If-None-Match": etags[-1]})
+    assert after_rename.status_code == 200 and after_rename.json()["groups"][0]["display"] == "Field Sales"
+    etags.append(after_rename.headers["ETag"])
+
+    assert scim.delete(f"/Groups/{gid}").status_code == 204
+    gone = scim.get(url, headers={"If-None-Match": etags[-1]})
+    assert gone.status_code == 200 and not gone.json().get("groups")
+    etags.append(gone.headers["ETag"])
+    assert len(set(etags)) == 4
+    assert gone.json()["meta"]["version"] == etags[-1]
+
+    # A PATCH with the ETag read before the group changed is refused (412): it was stale.
+    stale = scim.patch(url, [{"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": etags[0]})
+    assert stale.status_code == 412
+
+
+@pytest.mark.parametrize("field", ["displayName", "externalId"])
+def test_group_text_longer_than_its_column_is_refused(scim, field):
+    """Bad input gets a clear 400 invalidValue, never a 500 from the database (PostgreSQL refuses
+    a value longer than varchar(255)) and never a silently cut value."""
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "Sales", field: "x" * 5000}
+    _assert_scim_error(scim.post("/Groups", body), 400, "invalidValue")
+    group = scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Sales"}).json()
+    patched = scim.patch(f"/Groups/{group['id']}", [{"op": "replace", "path": field, "value": "y" * 256}])
+    _assert_scim_error(patched, 400, "invalidValue")
+    assert scim.get(f"/Groups/{group['id']}").json()["displayName"] == "Sales"
