@@ -114,8 +114,12 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "scimsync.sqlite3",
-            # SQLite serialises writers; wait for the lock instead of failing at once.
-            "OPTIONS": {"timeout": 20},
+            # SQLite serialises writers. IMMEDIATE takes the write lock when a transaction
+            # starts, so a transaction that read first never finds the lock taken when it
+            # writes ("database is locked" at once, whatever the timeout); the timeout is
+            # how long it waits for that lock. WAL lets readers go on while one writes.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
             # A file, not memory, so a Celery worker started by the tests sees the test data;
             # one per test process, so two test runs on one checkout do not collide.
             "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},

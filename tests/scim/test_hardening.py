@@ -100,3 +100,25 @@ def test_group_text_longer_than_its_column_is_refused(scim, field):
     patched = scim.patch(f"/Groups/{group['id']}", [{"op": "replace", "path": field, "value": "y" * 256}])
     _assert_scim_error(patched, 400, "invalidValue")
     assert scim.get(f"/Groups/{group['id']}").json()["displayName"] == "Sales"
+
+
+def test_parallel_member_adds_to_one_group_all_succeed(scim):
+    """Entra sends membership changes of one group in parallel. Each is applied, none is a 500
+    (on SQLite, the zero-setup default, a transaction that read before writing used to fail
+    at once with "database is locked"; on PostgreSQL the group row lock orders them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import ScimClient
+
+    users = [_user(scim, f"u{i}")["id"] for i in range(12)]
+    group = scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Parallel"}).json()["id"]
+
+    def add(user_id):
+        client = ScimClient(scim.base_url, scim.token)  # a connection each, as separate IdP workers
+        return client.patch(f"/Groups/{group}", [{"op": "add", "path": "members", "value": [{"value": user_id}]}])
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = [r.status_code for r in pool.map(add, users)]
+    assert statuses == [200] * 12 or set(statuses) <= {200, 204}, statuses
+    members = scim.get(f"/Groups/{group}").json()["members"]
+    assert sorted(m["value"] for m in members) == sorted(users)
