@@ -185,12 +185,18 @@ def _parse_multi(parsed: ParsedUser, plural: str, value: Any, by_slot) -> None:
     for attribute in typed.values():
         parsed.values[attribute.short_name] = None  # the array is the whole set of entries
     subs = schema.SUB_ATTRS[plural]
+    primaries = 0
     for raw in value or []:
         if not isinstance(raw, dict):
             raise errors.invalid_value(f"entries of {plural} must be objects")
         entry = {subs.get(str(k).lower(), k): v for k, v in raw.items() if v is not None}
         if "primary" in entry:
             entry["primary"] = _boolean(f"{plural}.primary", entry["primary"])
+            primaries += entry["primary"]
+        # Every sub-attribute these arrays define is a string but primary (RFC 7643 §4.1.2),
+        # also in an entry of a type the catalogue does not hold, which is kept as sent.
+        for key in (entry.keys() & set(subs.values())) - {"primary"}:
+            _string(f"{plural}.{key}", entry[key])
         kind = entry.get("type")
         attribute = typed.get(kind.lower()) if isinstance(kind, str) else None
         if attribute is None or parsed.values.get(attribute.short_name) is not None:
@@ -208,6 +214,9 @@ def _parse_multi(parsed: ParsedUser, plural: str, value: Any, by_slot) -> None:
             meta["type"] = kind  # "Work" reads back as "Work"
         if meta:
             parsed.extras["entry_meta"].setdefault(plural, {})[attribute.entry_type] = meta
+    if primaries > 1:
+        raise errors.invalid_value(f"{plural}: primary is true on {primaries} entries; at most one may be "
+                                   "(RFC 7643 §2.4)")
 
 
 def addressed_attributes(touches: list[Touch], attributes: list[Attribute]) -> set[str]:

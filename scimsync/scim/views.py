@@ -271,7 +271,7 @@ class ResourceView(ScimView):
         return self.render(request, created.obj, self.params(request), status=201, location=True)
 
     def put(self, request, uuid=None):
-        return self._update(request, uuid, lambda adapter, body: adapter.replace(body))
+        return self._update(request, uuid, lambda adapter, body: adapter.replace(body), "PUT")
 
     def patch(self, request, uuid=None):
         def apply(adapter, body):
@@ -283,7 +283,7 @@ class ResourceView(ScimView):
                 raise errors.invalid_syntax(f"schemas must contain {PATCH_OP}")
             adapter.patch(fields.get("operations"))
 
-        return self._update(request, uuid, apply)
+        return self._update(request, uuid, apply, "PATCH")
 
     def delete(self, request, uuid=None):
         if not uuid:
@@ -294,9 +294,10 @@ class ResourceView(ScimView):
             self.adapter(obj, request).delete()
         return empty_response(204)
 
-    def _update(self, request, uuid, change):
+    def _update(self, request, uuid, change, method: str):
+        # `method`, not request.method: inside /Bulk the request is the Bulk POST.
         if not uuid:
-            raise errors.ScimError(405, f"{request.method} needs a resource id")
+            raise errors.ScimError(405, f"{method} needs a resource id")
         body = self.body(request)
         with transaction.atomic():
             obj = self.get_object(uuid, lock=True)

@@ -187,3 +187,15 @@ def test_a_malformed_bulk_request_is_400_and_runs_nothing(scim, body, scim_type)
     assert response.status_code == 400, response.text
     assert response.json()["scimType"] == scim_type
     assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_an_operation_without_a_resource_id_says_which_method_needs_one(scim, method):
+    """RFC 7644 §3.7.3: each operation's response is that operation's, here a 405 for a PUT or
+    PATCH of a collection; the message names the operation's method, not the Bulk POST's."""
+    data = {"schemas": [USER_SCHEMA], "userName": "x"} if method == "PUT" else {
+        "schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "title", "value": "x"}]}
+    response = bulk(scim, [{"method": method, "path": "/Users", "data": data}])
+    assert response.status_code == 200, response.text
+    (op,) = response.json()["Operations"]
+    assert op["status"] == "405" and op["response"]["detail"] == f"{method} needs a resource id"

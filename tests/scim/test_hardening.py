@@ -122,3 +122,31 @@ def test_parallel_member_adds_to_one_group_all_succeed(scim):
     assert statuses == [200] * 12 or set(statuses) <= {200, 204}, statuses
     members = scim.get(f"/Groups/{group}").json()["members"]
     assert sorted(m["value"] for m in members) == sorted(users)
+
+
+@pytest.mark.parametrize("emails", [
+    [{"value": 5}],  # no type: kept as sent, but still a string attribute
+    [{"type": 7, "value": "a@example.com"}],
+    [{"type": "alias", "display": ["x"], "value": "a@example.com"}],
+])
+def test_entries_outside_the_catalogue_are_type_checked_too(scim, emails):
+    """RFC 7643 §4.1.2: value, display and type of emails are strings. An entry the catalogue
+    does not hold is kept as sent, but not with a number where a string belongs (400
+    invalidValue, nothing stored)."""
+    refused = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "emails": emails})
+    _assert_scim_error(refused, 400, "invalidValue")
+    assert scim.get("/Users").json()["totalResults"] == 0
+
+
+def test_two_primary_entries_are_refused_on_post_and_put(scim):
+    """RFC 7643 §2.4: the primary attribute value true MUST appear no more than once."""
+    phones = [{"type": "work", "value": "1", "primary": True}, {"type": "mobile", "value": "2", "primary": True}]
+    _assert_scim_error(scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "phoneNumbers": phones}),
+                       400, "invalidValue")
+    user = _user(scim)
+    put = scim.put(f"/Users/{user['id']}", {"schemas": [USER_SCHEMA], "userName": "ada", "phoneNumbers": phones})
+    _assert_scim_error(put, 400, "invalidValue")
+    assert "phoneNumbers" not in scim.get(f"/Users/{user['id']}").json()
+    phones[1]["primary"] = False
+    assert scim.put(f"/Users/{user['id']}", {"schemas": [USER_SCHEMA], "userName": "ada",
+                                              "phoneNumbers": phones}).status_code == 200
