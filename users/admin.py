@@ -215,7 +215,9 @@ class UserAdmin(DjangoUserAdmin):
         body = format_html_join(
             "", '<tr class="{8}" data-attribute="{0}"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td>'
             '<td><strong>{4}</strong></td><td>{5}</td><td>{6}</td><td>{7}</td></tr>',
-            (cells(r) for r in rows if r.current is not None or r.idp_sent or r.at_risk),
+            # A row where both values are empty tells nothing (the IdP sent it empty, or
+            # never): listing every such attribute would bury the ones that matter.
+            (cells(r) for r in rows if r.current is not None or r.idp_value is not None or r.at_risk),
         )
         summary = (
             f"Connection: {obj.connection}. Next sync: {upcoming or 'not known yet (no push received)'}."

@@ -164,3 +164,25 @@ def test_a_sync_runs_progress_moves_without_a_reload(browser_page, live_server, 
     assert page.evaluate("window.__loaded_marker") == 1
     assert page.locator(".sync-progress progress").get_attribute("value") == "3"
     screenshot(page, "sync-run-progress")
+
+
+def test_the_dashboard_reads_at_a_glance(browser_page, live_server, scim, alice, connection):
+    """Issue 6, "A dashboard that shows at a glance": users at risk per connection and the next
+    sync, legible in the index's narrow column (the admin's own index styles once squeezed
+    each header to a letter a line and cut the next-sync cell)."""
+    page, base = browser_page, live_server.url
+    provision(scim, "kim@example.com", title="Analyst")
+    local_edit("kim@example.com", "title", "Lead Analyst")
+    login(page, base, "alice", ALICE_PASSWORD)
+    page.goto(f"{base}/admin/")
+    dashboard = page.locator("#dashboard")
+    row = dashboard.locator(f'tr[data-connection="{connection.name}"]')
+    expect(row).to_contain_text("UTC")
+    cells = row.locator("td")
+    expect(cells.nth(1)).to_have_text("1")  # kim's title is at risk
+    line = 20  # px: the admin's 1rem line height plus slack
+    for header in dashboard.locator("thead th").all():
+        assert header.bounding_box()["height"] <= 3 * line, header.inner_text()
+    table, box = dashboard.locator("table").bounding_box(), dashboard.bounding_box()
+    assert table["x"] + table["width"] <= box["x"] + box["width"] + 1  # nothing cut at the right
+    screenshot(page, "dashboard")
