@@ -12,7 +12,7 @@ import json
 from mappings.catalogue import prime_catalogue_snapshot
 from mappings.models import Connection
 from mappings.services import connection_authenticate
-from scimsync.scim.errors import ScimError
+from scimsync.scim.errors import Unauthorized
 from scimsync.sync.ownership import prime_ownership
 
 
@@ -20,10 +20,10 @@ def authenticate(request) -> Connection:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise ScimError(401, "Authentication required: send Authorization: Bearer <token>")
+        raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
     connection = connection_authenticate(credentials.strip())
     if connection is None:
-        raise ScimError(401, "The bearer token is not valid, expired or revoked")
+        raise Unauthorized("The bearer token is not valid, expired or revoked", bearer_error="invalid_token")
     # The token query read the catalogue and the mappings too: the rest of the
     # request (inside the request log's snapshots) asks no query for them.
     prime_catalogue_snapshot(json.loads(connection.custom_names_json or "[]"))

@@ -20,6 +20,15 @@ class ScimError(exceptions.SCIMException):
         return body
 
 
+class Unauthorized(ScimError):
+    """401. `bearer_error` goes into WWW-Authenticate (RFC 6750 §3.1): "invalid_token" for
+    a token that was sent but is unknown, expired or revoked; none when none was sent."""
+
+    def __init__(self, detail: str, bearer_error: str | None = None):
+        super().__init__(401, detail)
+        self.bearer_error = bearer_error
+
+
 def bad_request(detail: str, scim_type: str | None = None) -> ScimError:
     return ScimError(400, detail, scim_type)
 

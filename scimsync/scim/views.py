@@ -65,7 +65,10 @@ def empty_response(status: int, **headers) -> HttpResponse:
 def error_response(error: errors.ScimError) -> HttpResponse:
     response = scim_response(error.to_dict(), status=error.status)
     if error.status == 401:
-        response["WWW-Authenticate"] = settings.SCIM_SERVICE_PROVIDER["WWW_AUTHENTICATE_HEADER"]
+        challenge = settings.SCIM_SERVICE_PROVIDER["WWW_AUTHENTICATE_HEADER"]
+        if bearer_error := getattr(error, "bearer_error", None):
+            challenge += f', error="{bearer_error}"'
+        response["WWW-Authenticate"] = challenge
     return response
 
 

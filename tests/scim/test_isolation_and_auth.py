@@ -64,11 +64,21 @@ def test_revoked_token_gets_401(scim, connection, alex_id):
     token_revoke(token=ScimToken.objects.get(connection=connection))
     response = scim.get(f"/Users/{alex_id}")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+    # RFC 6750 §3.1: a token that was sent but does not work is "invalid_token".
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="scimsync", error="invalid_token"'
     assert response.json() == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401",
         "detail": "The bearer token is not valid, expired or revoked",
     }
+
+
+def test_a_request_without_a_token_gets_a_challenge_without_an_error_code(scim):
+    """RFC 6750 §3.1: a request that lacks authentication gets the challenge, and SHOULD NOT
+    carry an error code; RFC 7644 §3.12 body as for every error."""
+    response = scim.get("/Users", auth=False)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="scimsync"'
+    assert response.json()["status"] == "401"
 
 
 def test_tokens_are_stored_hashed_and_record_last_use(scim, connection, token):
