@@ -6,3 +6,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("scimsync.api.urls")),
 ]
+
+handler400 = "scimsync.error_views.bad_request"
+handler500 = "scimsync.error_views.server_error"

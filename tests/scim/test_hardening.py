@@ -150,3 +150,13 @@ def test_two_primary_entries_are_refused_on_post_and_put(scim):
     phones[1]["primary"] = False
     assert scim.put(f"/Users/{user['id']}", {"schemas": [USER_SCHEMA], "userName": "ada",
                                               "phoneNumbers": phones}).status_code == 200
+
+
+def test_a_host_not_allowed_gets_an_error_body_of_its_surface(client, token):
+    """RFC 7644 §3.12 for every SCIM error, also one raised before the view runs: a Host header
+    outside ALLOWED_HOSTS (Django answers 400) gets the SCIM error body, the API its own."""
+    refused = client.get("/scim/v2/Users", HTTP_HOST="evil.example", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/scim+json"
+    assert refused.json()["schemas"] == [ERROR_SCHEMA] and refused.json()["status"] == "400"
+    api = client.get("/api/v1/", HTTP_HOST="evil.example")
+    assert api.status_code == 400 and api.json()["status"] == 400 and api.json()["code"] == "bad_request"
