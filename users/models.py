@@ -187,3 +187,33 @@ class GroupMembership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["group", "user"], name="unique_group_member"),
         ]
+
+
+class ExtraEntry(models.Model):
+    """An email or phone number the catalogue holds no column for (a type it does not know,
+    a second work address, one without a type), so that filters find it in SQL.
+
+    The entry itself is kept as sent in User.scim_extras, which SCIM GET returns; these
+    rows are a copy of its values, rewritten by the sync engine whenever those entries
+    change (scimsync.sync.services), the way GroupMembership rows serve `groups`.
+    """
+
+    PLURALS = ("emails", "phoneNumbers")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="extra_entries")
+    plural = models.CharField(max_length=20)
+    type = models.CharField(max_length=255, blank=True)
+    value = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "plural"], name="extra_entry_user_plural_idx")]
+
+    @classmethod
+    def values_of(cls, extras: dict | None) -> list[tuple[str, str, str]]:
+        """(plural, type, value) of every filterable entry kept in a user's scim_extras."""
+        entries = (extras or {}).get("entries", {})
+        return sorted(
+            (plural, entry.get("type") or "", entry["value"])
+            for plural in cls.PLURALS for entry in entries.get(plural, [])
+            if isinstance(entry.get("value"), str)
+        )

@@ -28,7 +28,7 @@ from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
 from scimsync.sync.selectors import attribute_states_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
-from users.models import Group, User, name_key
+from users.models import ExtraEntry, Group, User, name_key
 from users.selectors import users_with_relations
 
 
@@ -281,6 +281,7 @@ def user_provision(
     # transaction usable for whoever catches the error, without the round trips of a savepoint.
     if not rawsql.insert(User, [user], skip_conflicts=True):
         raise IntegrityError(f"userName {user.user_name!r} is taken in connection {connection.pk}")
+    _index_extra_entries(user, before=None)
     book = _StateBook(user, rows=())  # a new user has no states to load
     changes += _record_idp_values(user, book, ownership, received, now, sent)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
@@ -322,8 +323,9 @@ def user_receive_push(
     _refresh_flags(user, book, ownership, attrs)
     changed_fields = {f for c in changes for f in _user_fields(get_attribute(c.attribute))}
     if extras is not None and extras != user.scim_extras:
-        user.scim_extras = extras
+        before, user.scim_extras = user.scim_extras, extras
         changed_fields.add("scim_extras")
+        _index_extra_entries(user, before=before)
     if changed_fields:
         _save_user(user, changed_fields)
     book.save()
@@ -332,6 +334,21 @@ def user_receive_push(
         _journal(user, JournalEntry.Kind.PUSH, actor, outcome.changes)
     _stamp_last_push(user.connection_id, now)
     return outcome
+
+
+def _index_extra_entries(user: User, *, before: dict | None) -> None:
+    """Make the user's ExtraEntry rows the emails and phone numbers its scim_extras keeps.
+
+    `before`: the extras the rows were made from (None: a new user, which has none).
+    Most pushes send no such entry and change none, and then ask no query.
+    """
+    wanted = ExtraEntry.values_of(user.scim_extras)
+    had = ExtraEntry.values_of(before)
+    if wanted == had:
+        return
+    if had:
+        ExtraEntry.objects.filter(user=user).delete()
+    ExtraEntry.objects.bulk_create([ExtraEntry(user=user, plural=p, type=t, value=v) for p, t, v in wanted])
 
 
 # How stale Connection.last_push_at may be. It feeds the expected next sync (last

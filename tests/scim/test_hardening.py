@@ -160,3 +160,35 @@ def test_a_host_not_allowed_gets_an_error_body_of_its_surface(client, token):
     assert refused.json()["schemas"] == [ERROR_SCHEMA] and refused.json()["status"] == "400"
     api = client.get("/api/v1/", HTTP_HOST="evil.example")
     assert api.status_code == 400 and api.json()["status"] == 400 and api.json()["code"] == "bad_request"
+
+
+def test_filters_find_the_entries_kept_as_sent(scim):
+    """RFC 7644 §3.4.2.2: a filter on a multi-valued attribute matches any of its values. An
+    email of a type the catalogue has no column for, a second work email or one without a
+    type is kept as sent and returned by GET; filters find it too, with the same rules
+    (emails.value is caseExact false)."""
+    ada = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "emails": [
+        {"type": "work", "value": "ada@work.example"}, {"type": "work", "value": "second@work.example"},
+        {"value": "untyped@example.com"}, {"type": "alias", "value": "a.lovelace@example.com"}],
+        "phoneNumbers": [{"type": "pager", "value": "+1 555 0199"}]}).json()
+    _user(scim, "bob")
+
+    def names(flt):
+        found = scim.get("/Users", params={"filter": flt})
+        assert found.status_code == 200, found.text
+        return sorted(u["userName"] for u in found.json()["Resources"])
+
+    assert names('emails.value eq "SECOND@work.example"') == ["ada"]
+    assert names('emails eq "untyped@example.com"') == ["ada"]
+    assert names('emails[type eq "alias" and value sw "a.love"]') == ["ada"]
+    assert names('emails[type eq "work" and value eq "untyped@example.com"]') == []
+    assert names('phoneNumbers[type eq "pager"]') == ["ada"]
+    assert names("emails pr") == ["ada"]
+    assert names('not (emails.value co "lovelace")') == ["bob"]
+
+    # Replaced, the old entries are found no more.
+    replaced = scim.put(f"/Users/{ada['id']}", {"schemas": [USER_SCHEMA], "userName": "ada",
+                                                 "emails": [{"type": "home", "value": "ada@home.example"}]})
+    assert replaced.status_code == 200, replaced.text
+    assert names('emails.value co "work.example" or emails.value eq "untyped@example.com"') == []
+    assert names('emails.value eq "ada@home.example"') == ["ada"]

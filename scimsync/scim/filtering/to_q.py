@@ -33,7 +33,7 @@ from mappings.catalogue import (
 )
 from mappings.models import CustomAttribute
 from scimsync.scim.schema import CORE_GROUP, canonical_urn
-from users.models import GroupMembership, name_key
+from users.models import ExtraEntry, GroupMembership, name_key
 
 from .ast import (
     And,
@@ -103,14 +103,16 @@ class Entries:
     default_sub: str | None = "value"
     through: type[Model] | None = None
     parent: str = ""
+    # More entries of the same attribute, held elsewhere: the emails without a column
+    # of their own are rows of ExtraEntry.
+    more: Entries | None = None
 
     def any(self, condition: Callable[[Resolver], QB]) -> QB:
         """Some entry satisfies `condition`."""
         matched = _or(_and([present, condition(resolve)]) for present, resolve in self.scopes)
-        if self.through is None or matched is False:
-            return matched
-        rows = self.through.objects.filter(_as_q(matched)).values(self.parent)
-        return Q(pk__in=rows)
+        if self.through is not None and matched is not False:
+            matched = Q(pk__in=self.through.objects.filter(_as_q(matched)).values(self.parent))
+        return matched if self.more is None else _or([matched, self.more.any(condition)])
 
 
 def users_q(node: Node, *, root: bool = False) -> Q:
@@ -427,7 +429,11 @@ def _typed_entries(plural: str) -> Entries:
             present = _present(subs["value"])
         scopes.append((present, _entry_resolver(plural, attr.entry_type, subs)))
     default_sub = None if plural == "addresses" else "value"
-    return Entries(tuple(scopes), default_sub)
+    more = None
+    if plural in ExtraEntry.PLURALS:  # entries of other types (or none) are rows of their own
+        kept = (Q(plural=plural), _entry_resolver(plural, None, {"value": Col("value"), "type": Col("type")}))
+        more = Entries((kept,), through=ExtraEntry, parent="user")
+    return Entries(tuple(scopes), default_sub, more=more)
 
 
 def _relation(name: str, parent: str, subs: dict[str, Col]) -> Entries:
