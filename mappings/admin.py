@@ -25,6 +25,7 @@ from scimsync.display import show_time
 from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
+from scimsync.sync.ownership import owner_of
 
 OUTCOME_LABELS = {
     "applied": "applied",
@@ -81,7 +82,7 @@ class AttributeMappingInline(admin.TabularInline):
     @admin.display(description="Owner")
     def owner(self, obj):
         """The user page's labels: apply matters only while the attribute is mapped."""
-        return {"local": "Local", "IdP": "IdP-owned", "IdP on create": "IdP on create"}[obj.owner_label]
+        return owner_of(obj.state, obj.apply).label
 
     def has_add_permission(self, request, obj=None):
         return False
