@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.test import Client
 import requests
 
 from mappings.services import connection_create, token_create
@@ -47,6 +48,13 @@ class ScimClient:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+
+def logged_in(user) -> Client:
+    """A test client signed in to the admin as `user` (Django's session, no password round trip)."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

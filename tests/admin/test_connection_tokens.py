@@ -12,22 +12,17 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 from django.utils import timezone
 
 from mappings.models import ScimToken
 from mappings.services import connection_authenticate, token_create
+from tests.conftest import logged_in
 from users.models import User
 
 pytestmark = pytest.mark.django_db
 
 TOKEN_IN_MESSAGE = re.compile(r'<code class="token">(scim_[^<]+)</code>')
 
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -43,7 +38,7 @@ def _page(client, connection):
 
 
 def test_create_token_with_expiry_shows_it_once_and_stores_only_its_digest(alice, connection):
-    client = _client(alice)
+    client = logged_in(alice)
     assert b"Create token" in _page(client, connection).content
 
     response = client.post(f"/admin/mappings/connection/{connection.pk}/tokens/new/",
@@ -63,24 +58,24 @@ def test_create_token_with_expiry_shows_it_once_and_stores_only_its_digest(alice
 
 def test_revoke_from_the_connection_page_stops_the_token_at_once(alice, connection, token):
     stored = ScimToken.objects.get(connection=connection)
-    assert f"/tokens/{stored.pk}/revoke/" in _page(_client(alice), connection).content.decode()
+    assert f"/tokens/{stored.pk}/revoke/" in _page(logged_in(alice), connection).content.decode()
 
-    response = _client(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/{stored.pk}/revoke/")
+    response = logged_in(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/{stored.pk}/revoke/")
     assert response.status_code == 302
     assert connection_authenticate(token) is None
-    page = _page(_client(alice), connection).content.decode()
+    page = _page(logged_in(alice), connection).content.decode()
     assert "revoked" in page and f"/tokens/{stored.pk}/revoke/" not in page
 
 
 def test_a_bad_expiry_is_refused_with_a_message_and_creates_nothing(alice, connection):
-    response = _client(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/new/",
+    response = logged_in(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/new/",
                                    {"token_expires_days": "-3"}, follow=True)
     assert "no token was created" in response.content.decode()
     assert not ScimToken.objects.filter(connection=connection).exists()
 
 
 def test_without_manage_tokens_no_buttons_and_the_views_refuse(viewer, connection, token):
-    client = _client(viewer)
+    client = logged_in(viewer)
     page = _page(client, connection).content.decode()
     stored = ScimToken.objects.get(connection=connection)
     assert stored.hint in page  # sees the tokens and when they were used
@@ -97,14 +92,14 @@ def test_a_token_is_revoked_only_through_its_own_connection(alice, connection):
 
     other = connection_create(name="Other", preset="okta")
     foreign, plaintext = token_create(connection=other)
-    response = _client(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/{foreign.pk}/revoke/")
+    response = logged_in(alice).post(f"/admin/mappings/connection/{connection.pk}/tokens/{foreign.pk}/revoke/")
     assert response.status_code == 404
     assert connection_authenticate(plaintext) is not None
 
 
 def test_get_on_the_token_views_changes_nothing(alice, connection, token):
     stored = ScimToken.objects.get(connection=connection)
-    client = _client(alice)
+    client = logged_in(alice)
     assert client.get(f"/admin/mappings/connection/{connection.pk}/tokens/new/").status_code == 405
     assert client.get(
         f"/admin/mappings/connection/{connection.pk}/tokens/{stored.pk}/revoke/").status_code == 405

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 
+from tests.conftest import logged_in
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +22,6 @@ def dave(db):
     dave.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user"]))
     return dave
 
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _post_change(client, user: User, **changes):
@@ -40,7 +35,7 @@ def _post_change(client, user: User, **changes):
 
 
 def test_a_user_editor_cannot_make_himself_superuser(dave):
-    response = _post_change(_client(dave), dave, is_superuser="on",
+    response = _post_change(logged_in(dave), dave, is_superuser="on",
                             user_permissions=[p.pk for p in Permission.objects.all()])
     assert response.status_code == 302, response.content[:2000]
     dave.refresh_from_db()
@@ -49,7 +44,7 @@ def test_a_user_editor_cannot_make_himself_superuser(dave):
 
 
 def test_a_user_editor_cannot_set_another_accounts_password(dave, alice):
-    client = _client(dave)
+    client = logged_in(dave)
     url = f"/admin/users/user/{alice.pk}/password/"
     assert client.get(url).status_code == 403
     client.post(url, {"password1": "taken-over-123!", "password2": "taken-over-123!"})
@@ -58,7 +53,7 @@ def test_a_user_editor_cannot_set_another_accounts_password(dave, alice):
 
 
 def test_a_superuser_still_grants_rights(alice, dave):
-    response = _post_change(_client(alice), dave, is_superuser="on")
+    response = _post_change(logged_in(alice), dave, is_superuser="on")
     assert response.status_code == 302
     dave.refresh_from_db()
     assert dave.is_superuser

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 
 from mappings.models import AttributeMapping, MappingChange
 from mappings.services import connection_create
 from scimsync.models import AttributeState, JournalChange, ScimRequestLog
 from scimsync.sync import services
+from tests.conftest import logged_in
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +33,7 @@ def _edit(user, attribute, value, by="alice"):
 
 @pytest.fixture
 def admin_client(alice):
-    client = Client()
-    client.force_login(alice)
-    return client
+    return logged_in(alice)
 
 
 @pytest.fixture
@@ -52,11 +51,6 @@ def charlie(db):
     """charlie: staff without any permission."""
     return User.objects.create_user("charlie", "charlie-password-123", is_staff=True)
 
-
-def _login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_at_risk_report_lists_every_at_risk_attribute_and_exports_csv(admin_client, connection):
@@ -158,7 +152,7 @@ def test_dashboard_shows_risk_lost_edits_failures_and_silent_connections(admin_c
 def test_viewer_sees_flags_but_cannot_change_mappings_or_revert(bob, connection):
     alex = _provision(connection, "alex", title="Analyst")
     _edit(alex, "title", "Lead")
-    client = _login(bob)
+    client = logged_in(bob)
     assert "⚠ At risk" in client.get(f"/admin/users/user/{alex.pk}/change/").content.decode()
     url = f"/admin/mappings/connection/{connection.pk}/mappings/"
     assert "You can view these mappings but not change them." in client.get(url).content.decode()
@@ -171,7 +165,7 @@ def test_viewer_sees_flags_but_cannot_change_mappings_or_revert(bob, connection)
 
 def test_someone_with_no_access_sees_nothing(charlie, connection):
     alex = _provision(connection, "alex", title="Analyst")
-    client = _login(charlie)
+    client = logged_in(charlie)
     assert client.get(f"/admin/users/user/{alex.pk}/change/").status_code == 403
     assert client.get("/admin/scimsync/atriskattribute/").status_code == 403
     assert client.get(f"/admin/mappings/connection/{connection.pk}/mappings/").status_code == 403
@@ -324,3 +318,15 @@ def scim_connection_user(client, connection):
         content_type="application/scim+json", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert created.status_code == 201, created.content
     return User.objects.get(user_name="alex")
+
+
+def test_the_connection_page_lists_each_mapping_by_its_owner(admin_client, connection):
+    """Issue 6, the user page's owner labels on the connection page too: an unmapped attribute
+    is Local, whatever apply it kept (apply matters only while mapped)."""
+    services.mapping_update(connection=connection, attribute="title", state="unmapped", actor=services.Actor("a"))
+    services.mapping_update(connection=connection, attribute="department", state="mapped", apply="on_create",
+                            actor=services.Actor("a"))
+    page = admin_client.get(f"/admin/mappings/connection/{connection.pk}/change/").content.decode()
+    rows = dict(re.findall(r'field-attribute">\s*<p>([^<]+)</p>.*?field-owner">\s*<p>([^<]+)</p>', page, re.S))
+    assert (rows["title"], rows["department"], rows["display_name"]) == ("Local", "IdP on create", "IdP-owned")
+    assert "Always: every sync overwrites" not in page
