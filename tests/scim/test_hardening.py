@@ -35,7 +35,7 @@ def test_a_start_index_past_any_table_is_an_empty_page(scim, start):
     for path in ("/Users", "/Groups"):
         page = scim.get(path, params={"startIndex": start, "count": "5"})
         assert page.status_code == 200, page.text
-        assert page.json()["Resources"] == [] if "Resources" in page.json() else True
+        assert page.json().get("Resources", []) == []
         assert page.json()["totalResults"] == (1 if path == "/Users" else 0)
     searched = scim.post("/Users/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
                                             "startIndex": 1e23})
@@ -52,9 +52,13 @@ def test_a_body_nested_too_deep_is_refused_before_it_is_stored(scim):
     _assert_scim_error(refused, 400, "invalidSyntax")
     assert scim.get("/Users", params={"filter": 'userName eq "deep"'}).json()["totalResults"] == 0
 
-    user = _user(scim)  # a sane extension still goes through, and PATCH works on it
-    patched = scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": "urn:x:ok:k", "value": {"b": {"c": "d"}}}])
-    assert patched.status_code in (200, 400), patched.text  # never a 500
+    # A sane extension still goes through, and a later PATCH of the user works.
+    kept = scim.post("/Users", {"schemas": [USER_SCHEMA, "urn:x:ok"], "userName": "ok",
+                                "urn:x:ok": {"a": {"b": {"c": "d"}}}})
+    assert kept.status_code == 201, kept.text
+    patched = scim.patch(f"/Users/{kept.json()['id']}", [{"op": "replace", "path": "title", "value": "Lead"}])
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["urn:x:ok"] == {"a": {"b": {"c": "d"}}} and patched.json()["title"] == "Lead"
 
 
 def test_a_users_etag_moves_when_its_groups_change(scim):
@@ -119,7 +123,7 @@ def test_parallel_member_adds_to_one_group_all_succeed(scim):
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = [r.status_code for r in pool.map(add, users)]
-    assert statuses == [200] * 12 or set(statuses) <= {200, 204}, statuses
+    assert set(statuses) <= {200, 204}, statuses
     members = scim.get(f"/Groups/{group}").json()["members"]
     assert sorted(m["value"] for m in members) == sorted(users)
 
