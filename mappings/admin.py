@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -26,6 +25,7 @@ from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
 from scimsync.sync.ownership import owner_of
+from scimsync.sync.selectors import connections_with_counts
 
 OUTCOME_LABELS = {
     "applied": "applied",
@@ -102,20 +102,15 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions = ["create_token", "sync_connection_now"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            users_count=Count("users", distinct=True),
-            at_risk_count=Count(
-                "users", filter=Q(users__attribute_states__at_risk=True), distinct=True
-            ),
-        )
+        return connections_with_counts(super().get_queryset(request))
 
     @admin.display(description="Users", ordering="users_count")
     def user_total(self, obj):
         return obj.users_count
 
-    @admin.display(description="Users at risk", ordering="at_risk_count")
+    @admin.display(description="Users at risk", ordering="at_risk_users_count")
     def at_risk_total(self, obj):
-        return obj.at_risk_count
+        return obj.at_risk_users_count
 
     @admin.display(description="Next sync")
     def next_sync_column(self, obj):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, custom_attribute
 from mappings.models import AttributeMapping, Connection, CustomAttribute
@@ -13,13 +13,6 @@ from scimsync.models import AttributeState, JournalChange, JournalEntry
 from scimsync.sync.ownership import Owner, owner_of
 from scimsync.sync.selectors import with_risk_counts
 from users.models import User
-
-
-def connections_with_counts() -> QuerySet[Connection]:
-    return Connection.objects.annotate(
-        users_count=Count("users", distinct=True),
-        at_risk_users_count=Count("users", filter=Q(users__attribute_states__at_risk=True), distinct=True),
-    )
 
 
 def users_with_risk() -> QuerySet[User]:

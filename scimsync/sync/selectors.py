@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from mappings.catalogue import Attribute, all_attributes
 from scimsync import rawsql
@@ -125,6 +126,28 @@ class ConnectionHealth:
     next_sync: NextSync | None
 
 
+def connections_with_counts(connections: QuerySet | None = None) -> QuerySet:
+    """Connections with `users_count` and `at_risk_users_count`, each a correlated subquery.
+
+    Not Count() over the joins: those join every user to every attribute state, 1.9
+    million rows for 100,000 users and a second per admin page; these read the
+    connection_id index and the at_risk index.
+    """
+    from mappings.models import Connection
+
+    def counted(rows: QuerySet, group: str, counting: str, distinct: bool = False) -> Coalesce:
+        rows = rows.order_by().values(group).annotate(n=Count(counting, distinct=distinct)).values("n")
+        return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
+
+    return (Connection.objects.all() if connections is None else connections).annotate(
+        users_count=counted(User.objects.filter(connection=OuterRef("pk")), "connection", "pk"),
+        at_risk_users_count=counted(
+            AttributeState.objects.filter(at_risk=True, user__connection=OuterRef("pk")), "user__connection", "user",
+            distinct=True,  # a user with two attributes at risk is one user at risk
+        ),
+    )
+
+
 def dashboard(now: datetime | None = None) -> dict[str, Any]:
     """The at-a-glance numbers: a fixed number of queries whatever the data size."""
     from datetime import timedelta
@@ -136,14 +159,12 @@ def dashboard(now: datetime | None = None) -> dict[str, Any]:
 
     now = now or timezone.now()
     day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
-    connections = Connection.objects.annotate(
-        users_at_risk=Count("users", filter=Q(users__attribute_states__at_risk=True), distinct=True),
-    ).order_by("name")
+    connections = connections_with_counts(Connection.objects.order_by("name"))
     pushes = dict(_request_counts(day_ago, failed=False))
     failures = dict(_request_counts(day_ago, failed=True))
     health = [
         ConnectionHealth(
-            connection=c, users_at_risk=c.users_at_risk, pushes_24h=pushes.get(c.pk, 0),
+            connection=c, users_at_risk=c.at_risk_users_count, pushes_24h=pushes.get(c.pk, 0),
             failures_24h=failures.get(c.pk, 0),
             silent=c.last_push_at is None or c.last_push_at + c.sync_cadence < now,
             next_sync=next_sync(c),

@@ -13,7 +13,7 @@ from mappings.services import connection_create, connection_set_cadence, token_c
 from scimsync.api import serializers as s
 from scimsync.api.conventions import detail_response
 from scimsync.api.filters import ConnectionFilter
-from scimsync.api.selectors import connections_with_counts
+from scimsync.sync.selectors import connections_with_counts
 from scimsync.api.views.base import actor, impacts_data, valid
 from scimsync.sync import services
 
