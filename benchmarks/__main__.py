@@ -54,7 +54,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scimsync_bench"
 DATASET_SOURCES = (
     "benchmarks/seed.py", "benchmarks/dataset.py", "*/migrations/*.py", "mappings/catalogue.py",
     "mappings/presets.py", "scimsync/scim/documents.py", "scimsync/sync/ownership.py",
-    "scimsync/sync/values.py", "scimsync/sync/services.py", "users/models.py",
+    "scimsync/sync/values.py", "scimsync/sync/services.py", "users/models.py", "users/page_index.py",
 )
 
 

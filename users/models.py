@@ -149,6 +149,38 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.given_name or self.user_name
 
 
+class UserPageBucket(models.Model):
+    """How many of a connection's users have an id in one range: an index of positions.
+
+    A SCIM list page is addressed by position (`startIndex`), and with OFFSET
+    PostgreSQL walks every user before it, so a page deep into 100,000 users and
+    the `totalResults` COUNT cost as much as the table. These rows let
+    users.page_index find the position in the small table instead: the sum of
+    every bucket is the connection's total, and a page starts at most one bucket
+    (1,024 ids) past the first id of its bucket.
+
+    Database triggers (migration users.0004) keep the rows in step with every
+    insert and delete of a provisioned user, whichever code path makes it. Each
+    database session adds to its own `shard` row of a bucket, so concurrent
+    creates in one connection do not queue on one row lock; a bucket's count is
+    the sum of its shards (one of which may be negative).
+    """
+
+    connection = models.ForeignKey("mappings.Connection", on_delete=models.CASCADE, related_name="+")
+    # The smallest user id the bucket covers: ids from here to here + 1,023.
+    first_id = models.BigIntegerField()
+    shard = models.SmallIntegerField(default=0)
+    users = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "first_id", "shard"], name="unique_user_page_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.first_id}+{self.shard}={self.users}"
+
+
 class Group(models.Model):
     """A group provisioned by one connection, with members of that connection."""
 

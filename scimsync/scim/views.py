@@ -35,6 +35,7 @@ from scimsync.scim.auth import authenticate
 from scimsync.scim.filtering import FilterError, groups_q, parse_filter, users_q
 from scimsync.scim.filtering.ast import AttrRef, Compare
 from scimsync.scim.sorting import Sort, parse_sort
+from users import page_index
 from users.models import Group, GroupMembership, User, name_key
 from users.selectors import users_with_relations
 
@@ -368,6 +369,8 @@ class UsersView(ResourceView):
         return users_q(node, root=root)
 
     def select(self, node, sort: Sort, start: int, count: int, params) -> tuple[Callable[[], int], list]:
+        if node is None and sort.key is None:
+            return self._page_by_position(start, count)
         exact = _exact_lookup(node) if sort.key is None else None
         if exact is None:
             return super().select(node, sort, start, count, params)
@@ -380,6 +383,15 @@ class UsersView(ResourceView):
             limit=count, offset=start - 1,
         ) if count else []
         return lambda: self.scoped().filter(**{column: value}).count(), page
+
+    def _page_by_position(self, start: int, count: int) -> tuple[Callable[[], int], list]:
+        """An unfiltered page in creation order: found and counted through users.page_index,
+        so neither walks the users before it (an IdP's import pages through them all)."""
+        position = page_index.locate(self.connection.pk, start)
+        if not count or position.first_id is None:
+            return (lambda: position.total), []
+        ids_sql, ids_params = page_index.page_ids_sql(self.connection.pk, position, count)
+        return (lambda: position.total), users_with_relations(f"u.id IN ({ids_sql})", ids_params)
 
     def fetch_page(self, queryset, sort: Sort, start: int, count: int, params) -> list:
         ids = _page_ids(queryset, sort, start, count)
