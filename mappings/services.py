@@ -104,10 +104,14 @@ def connection_authenticate(plaintext: str) -> Connection | None:
         return None
     digest = ScimToken.digest_of(plaintext)
     now = timezone.now()
-    found = rawsql.fetch(
+    extra = ("t.id", "t.digest", "(t.last_used_at IS NULL OR t.last_used_at < %s)", *_CONFIGURATION_COLUMNS[db.vendor])
+    if db.vendor == "postgresql":  # the row as one JSON array: see scimsync.rawsql.fetch_json
+        fetch, select = rawsql.fetch_json, f"{rawsql.json_row_sql(Connection, 'c', extra)}::text"
+    else:
+        fetch, select = rawsql.fetch, f"{rawsql.select_list(Connection, 'c')}, {', '.join(extra)}"
+    found = fetch(
         Connection,
-        f"SELECT {rawsql.select_list(Connection, 'c')}, t.id, t.digest, "
-        f"(t.last_used_at IS NULL OR t.last_used_at < %s), {_CONFIGURATION_COLUMNS[db.vendor]} "
+        f"SELECT {select} "
         f"FROM {Connection._meta.db_table} c JOIN {ScimToken._meta.db_table} t ON t.connection_id = c.id "
         f"WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)",
         [now - timedelta(minutes=1), digest, now],
@@ -129,13 +133,13 @@ _SEEN = "(CASE WHEN m.observed_at IS NULL THEN '' ELSE 'o' END)"
 _CONFIGURATION_COLUMNS = {
     "postgresql": (
         f"(SELECT json_object_agg(m.attribute, m.state || '/' || m.apply || '/' || {_SEEN})::text FROM {_MAPPING} m "
-        f"WHERE m.connection_id = c.id), "
-        f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a)"
+        f"WHERE m.connection_id = c.id)",
+        f"(SELECT json_agg(a.name ORDER BY a.id)::text FROM {_CUSTOM} a)",
     ),
     "sqlite": (
         f"(SELECT json_group_object(m.attribute, m.state || '/' || m.apply || '/' || {_SEEN}) FROM {_MAPPING} m "
-        f"WHERE m.connection_id = c.id), "
-        f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a)"
+        f"WHERE m.connection_id = c.id)",
+        f"(SELECT json_group_array(a.name) FROM (SELECT name FROM {_CUSTOM} ORDER BY id) a)",
     ),
 }
 

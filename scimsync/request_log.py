@@ -11,6 +11,7 @@ import logging
 
 from mappings.catalogue import catalogue_snapshot
 from scimsync import rawsql
+from scimsync.batch import Batch
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
 from scimsync.sync.ownership import ownership_snapshot
@@ -32,7 +33,9 @@ class ScimRequestLogMiddleware:
         # The catalogue and the mappings read once (with the token) for the request and its log row.
         with catalogue_snapshot(), ownership_snapshot():
             response = self.get_response(request)
-            if self.is_write(request) or response.status_code >= 400:
+            # A write that succeeded wrote its row with its change (log_with); the rest are written here.
+            logged = getattr(request, "scim_logged", False) and response.status_code < 400
+            if (self.is_write(request) or response.status_code >= 400) and not logged:
                 try:
                     self.record(request, response, body)
                 except Exception:
@@ -55,26 +58,42 @@ class ScimRequestLogMiddleware:
             return False
 
     def record(self, request, response, body: bytes) -> None:
-        connection_id = getattr(request, "scim_connection_id", None)
-        if connection_id is None:
-            # No valid token: nobody's connection to show it on, and a flood of bad
-            # tokens must not grow the table. The 401 itself is answer enough.
-            return
         detail = ""
         if response.status_code >= 400:
             try:
                 detail = json.loads(response.content).get("detail", "")
             except (ValueError, AttributeError):
                 detail = response.content[:500].decode("utf-8", "replace")
-        decoded = []
-        is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
-        if connection_id and is_user_write and response.status_code < 400:
-            decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
-                                        pushed=getattr(request, "scim_pushed", None))
-        rawsql.insert(ScimRequestLog, [ScimRequestLog(  # a row per write: see scimsync.rawsql
-            connection_id=connection_id, method=request.method, path=request.path[:500],
-            status=response.status_code, detail=str(detail)[:2000], decoded=decoded,
-        )])
+        row = log_row(request, response.status_code, detail=detail, body=body)
+        if row is not None:
+            rawsql.insert(ScimRequestLog, [row])  # a row per write: see scimsync.rawsql
+
+
+def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> ScimRequestLog | None:
+    """The (unsaved) log row of a SCIM request answered with `status`; None when no valid
+    token named a connection: nobody's connection to show it on, and a flood of bad
+    tokens must not grow the table (the 401 itself is answer enough)."""
+    connection_id = getattr(request, "scim_connection_id", None)
+    if connection_id is None:
+        return None
+    decoded = []
+    is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
+    if is_user_write and status < 400:
+        decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
+                                    pushed=getattr(request, "scim_pushed", None))
+    return ScimRequestLog(
+        connection_id=connection_id, method=request.method, path=request.path[:500],
+        status=status, detail=str(detail)[:2000], decoded=decoded,
+    )
+
+
+def log_with(batch: Batch, request, status: int) -> None:
+    """Write the log row of a successful write in `batch`, which holds the write itself:
+    one transaction and one statement for both (the middleware then writes none)."""
+    row = log_row(request, status)
+    if row is not None:
+        batch.insert(ScimRequestLog, [row])
+        request.scim_logged = True
 
 
 def request_log_prune(*, now=None) -> int:

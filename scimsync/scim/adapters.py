@@ -22,6 +22,7 @@ from django_scim.adapters import SCIMMixin
 
 from mappings.catalogue import ENTERPRISE_USER, all_attributes
 from mappings.models import Connection
+from scimsync.batch import Batch
 from scimsync.scim import errors
 from scimsync.scim.documents import (
     addressed_attributes, build_group_document, build_user_document, named_attributes, parse_group_document,
@@ -30,7 +31,7 @@ from scimsync.scim.documents import (
 from scimsync.scim.patch import GROUP_SHAPE, apply_operations, user_shape
 from scimsync.scim.urls_util import base_location
 from scimsync.sync import services
-from scimsync.sync.selectors import attribute_states_of
+from users.selectors import attribute_states_of
 from scimsync.sync.values import InvalidValue, normalize, read_value, same_value
 from users.models import Group, GroupMembership, User, name_key
 
@@ -66,9 +67,11 @@ class SCIMUserAdapter(SCIMMixin):
     resource_type = "User"
     id_field = "scim_id"
 
-    def __init__(self, obj: User, request=None, *, attributes=None):
+    def __init__(self, obj: User, request=None, *, attributes=None, batch: Batch | None = None):
         super().__init__(obj, request)
         self.attributes = attributes if attributes is not None else all_attributes()
+        # Where a write leaves its rows for the view to send with its log row (None: written at once).
+        self.batch = batch
 
     @property
     def location(self) -> str:
@@ -96,7 +99,7 @@ class SCIMUserAdapter(SCIMMixin):
     # --- writes -----------------------------------------------------------
 
     @classmethod
-    def create(cls, *, connection: Connection, body: Any, request) -> SCIMUserAdapter:
+    def create(cls, *, connection: Connection, body: Any, request, batch: Batch | None = None) -> SCIMUserAdapter:
         attributes = all_attributes()
         parsed = parse_user_document(body, attributes)
         user_name = _required_user_name(parsed.values)
@@ -109,7 +112,7 @@ class SCIMUserAdapter(SCIMMixin):
         try:
             user = services.user_provision(
                 connection=connection, received=received, extras=extras,
-                actor=services.Actor("SCIM POST"), sent=parsed.named,
+                actor=services.Actor("SCIM POST"), sent=parsed.named, batch=batch,
             )
         except InvalidValue as e:
             raise errors.invalid_value(str(e)) from None
@@ -167,7 +170,7 @@ class SCIMUserAdapter(SCIMMixin):
         try:
             services.user_receive_push(
                 user=self.obj, received=received, extras=extras, actor=services.Actor(label), states=states,
-                sent=sent,
+                sent=sent, batch=self.batch,
             )
         except InvalidValue as e:
             raise errors.invalid_value(str(e)) from None
@@ -233,6 +236,10 @@ class SCIMGroupAdapter(SCIMMixin):
     resource_type = "Group"
     id_field = "scim_id"
 
+    def __init__(self, obj: Group, request=None, *, batch: Batch | None = None):
+        super().__init__(obj, request)
+        self.batch = batch  # group writes are made at once; the view sends its log row in it
+
     @property
     def location(self) -> str:
         return collection_url(self.request, self.url_name) + str(self.id)
@@ -252,7 +259,7 @@ class SCIMGroupAdapter(SCIMMixin):
 
     @classmethod
     @transaction.atomic
-    def create(cls, *, connection: Connection, body: Any, request) -> SCIMGroupAdapter:
+    def create(cls, *, connection: Connection, body: Any, request, batch: Batch | None = None) -> SCIMGroupAdapter:
         parsed = parse_group_document(body)
         name = _required_group_name(parsed.display_name)
         _check_group_name_free(connection, name, exclude_pk=None)

@@ -19,8 +19,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db import transaction
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -29,6 +29,8 @@ from django_scim import exceptions as scim_exceptions
 from django_scim.views import SCIMView
 
 from mappings.catalogue import all_attributes
+from scimsync import request_log
+from scimsync.batch import Batch, Conflict
 from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
 from scimsync.scim.auth import authenticate
@@ -271,7 +273,12 @@ class ResourceView(ScimView):
     def post(self, request, uuid=None):
         if uuid:
             raise errors.ScimError(405, "POST goes to the collection")
-        created = self.adapter.create(connection=self.connection, body=self.body(request), request=request)
+        with transaction.atomic():
+            batch = Batch()
+            created = self.adapter.create(
+                connection=self.connection, body=self.body(request), request=request, batch=batch
+            )
+            self._write(batch, request, 201)
         return self.render(request, created.obj, self.params(request), status=201, location=True)
 
     def put(self, request, uuid=None):
@@ -296,6 +303,7 @@ class ResourceView(ScimView):
             obj = self.get_object(uuid, lock=True)
             _check_if_match(self.if_match(request), obj)
             self.adapter(obj, request).delete()
+            self._write(Batch(), request, 204)
         return empty_response(204)
 
     def _update(self, request, uuid, change, method: str):
@@ -306,9 +314,22 @@ class ResourceView(ScimView):
         with transaction.atomic():
             obj = self.get_object(uuid, lock=True)
             _check_if_match(self.if_match(request), obj)
-            adapter = self.adapter(obj, request)
+            adapter = self.adapter(obj, request, batch=Batch())
             change(adapter, body)
+            self._write(adapter.batch, request, 200)
         return self.render(request, adapter.obj, self.params(request))
+
+    def _write(self, batch: Batch, request, status: int) -> None:
+        """Send what the adapter left in `batch` with the request's log row, in the view's
+        transaction. A /Bulk operation is logged with its Bulk request instead."""
+        if self.operation is None:
+            request_log.log_with(batch, request, status)
+        try:
+            batch.execute()
+        except Conflict as e:  # the message the service gave (e.g. a taken userName on POST)
+            raise errors.uniqueness(str(e)) from None
+        except IntegrityError:  # a unique constraint, such as a userName taken by a concurrent write
+            raise errors.uniqueness("a unique value of this resource is already taken in this connection") from None
 
     # --- helpers -------------------------------------------------------
 

@@ -10,7 +10,6 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from mappings.catalogue import Attribute, all_attributes
-from scimsync import rawsql
 from scimsync.models import AttributeState
 from scimsync.sync.next_sync import NextSync, next_sync
 from scimsync.sync.ownership import Owner, Ownership
@@ -34,16 +33,6 @@ class AttributeRow:
     local_edit_before: Any
     # The connection's IdP has sent this attribute for some user (not necessarily this one).
     observed_from_idp: bool = False
-
-
-def attribute_states_of(user: User) -> list[AttributeState]:
-    """The AttributeState rows of one user. A raw query: every SCIM push reads them,
-    and the ORM spent more time building this SELECT than the database answering it."""
-    table = AttributeState._meta.db_table
-    return rawsql.fetch(
-        AttributeState, f"SELECT {rawsql.select_list(AttributeState, 's')} FROM {table} s WHERE s.user_id = %s",
-        [user.pk],
-    )
 
 
 def user_attribute_rows(user: User) -> list[AttributeRow]:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db import connection as db
 from django.db.models import F
 from django.utils import timezone
@@ -24,12 +24,12 @@ from mappings.catalogue import BUILTIN_ATTRIBUTES, Attribute, Kind, all_attribut
 from mappings.models import AttributeMapping, Connection, MappingChange
 from mappings.presets import preset_mapped_attributes
 from scimsync import rawsql
+from scimsync.batch import Batch, Ref
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
-from scimsync.sync.selectors import attribute_states_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
 from users.models import ExtraEntry, Group, User, name_key
-from users.selectors import users_with_relations
+from users.selectors import attribute_states_of, users_with_relations
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,14 @@ class _StateBook:
     def touched_rows(self) -> list[AttributeState]:
         return [self.rows[n] for n in self.touched]
 
-    def save(self) -> None:
-        _save_states(self.touched_rows())
+    def save(self, batch: Batch | None = None, user: Ref | None = None) -> None:
+        """Write the touched rows; with `batch`, as part of it (`user`: the batch inserts the user)."""
+        if batch is None:
+            _save_states(self.touched_rows())
+            return
+        rows = self.touched_rows()
+        batch.insert(AttributeState, [r for r in rows if r.pk is None], parent=user and ("user_id", user))
+        batch.update(AttributeState, [r for r in rows if r.pk is not None], _STATE_FIELDS)
 
 
 _STATE_FIELDS = ("idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
@@ -167,27 +173,39 @@ def _forget_local_edit(state: AttributeState) -> None:
 
 
 def _journal(
-    user: User, kind: str, actor: Actor, changes: list[JournalChange]
+    user: User, kind: str, actor: Actor, changes: list[JournalChange], *,
+    batch: Batch | None = None, user_ref: Ref | None = None,
 ) -> JournalEntry:
+    """The journal entry of a change and its per-attribute changes; with `batch`, as part
+    of it (`user_ref`: the batch inserts the user too)."""
     entry = JournalEntry(
         user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
         source=actor.label, actor=actor.user, sync_run=actor.sync_run,
     )
-    rawsql.insert(JournalEntry, [entry])  # every push writes one: see scimsync.rawsql
     for change in changes:
         change.entry = entry
-    rawsql.insert(JournalChange, changes)
+    own = batch is None
+    batch = Batch() if own else batch
+    entry_ref = batch.insert(JournalEntry, [entry], parent=user_ref and ("user_id", user_ref))
+    batch.insert(JournalChange, changes, parent=("entry_id", entry_ref))
+    if own:
+        batch.execute()
     return entry
 
 
-def _save_user(user: User, fields: Iterable[str] | None = None) -> None:
-    """Save a changed user, bumping its version (the ETag); `fields`: only those columns."""
+def _save_user(user: User, fields: Iterable[str] | None = None, batch: Batch | None = None) -> None:
+    """Save a changed user, bumping its version (the ETag); `fields`: only those columns,
+    as part of `batch` when given."""
     user.version += 1
     if fields is None:
         user.save()
-    else:  # every push: see scimsync.rawsql
-        user.user_name_key = name_key(user.user_name)  # what User.save() does
-        rawsql.update(user, sorted({*fields, "version", "updated_at"}))
+        return
+    user.user_name_key = name_key(user.user_name)  # what User.save() does
+    columns = sorted({*fields, "version", "updated_at"})
+    if batch is None:
+        rawsql.update(user, columns)
+    else:
+        batch.update(User, [user], columns)
 
 
 def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list[Attribute]):
@@ -256,15 +274,19 @@ def _mark_observed(connection_id: int, ownership: Ownership, sent: Iterable[str]
         ).update(observed_at=now)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # a taken userName fails the caller's transaction, as it should
 def user_provision(
     *, connection: Connection, received: dict[str, Any], extras: dict, actor: Actor,
-    sent: Iterable[str] | None = None,
+    sent: Iterable[str] | None = None, batch: Batch | None = None,
 ) -> User:
     """Create a user from an IdP's POST: mapped attributes (always or on_create) are seeded.
 
     Unmapped attributes are the product's: their IdP values are recorded, not applied.
     Raises django.db.IntegrityError when the userName is taken in this connection.
+
+    The rows (user, states, journal) are written as one scimsync.batch.Batch: the
+    caller's `batch` when given (the SCIM view adds its request-log row and executes
+    it, and the IntegrityError comes from that execute()), else one of its own.
     """
     now = timezone.now()
     ownership = Ownership.for_connection(connection)
@@ -276,18 +298,22 @@ def user_provision(
         if ownership.applies_on_create(attribute) and normalize(value) is not None:
             write_value(user, attribute, value)
             changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
-    user.user_name_key = name_key(user.user_name)  # what User.save() does; rawsql.insert skips save()
-    # One per SCIM POST (see scimsync.rawsql). A taken userName inserts nothing, and leaves the
-    # transaction usable for whoever catches the error, without the round trips of a savepoint.
-    if not rawsql.insert(User, [user], skip_conflicts=True):
-        raise IntegrityError(f"userName {user.user_name!r} is taken in connection {connection.pk}")
-    _index_extra_entries(user, before=None)
+    user.user_name_key = name_key(user.user_name)  # what User.save() does; a batch skips save()
+    own = batch is None
+    batch = Batch() if own else batch
+    # The unique constraint finds a taken userName: no query before, no window after.
+    user_ref = batch.insert(
+        User, [user], conflict_error=f"userName {user.user_name!r} is already taken"
+    )
+    _index_extra_entries(user, before=None, batch=batch, user_ref=user_ref)
     book = _StateBook(user, rows=())  # a new user has no states to load
     changes += _record_idp_values(user, book, ownership, received, now, sent)
     _refresh_flags(user, book, ownership, [get_attribute(n) for n in received])
-    book.save()
-    _journal(user, JournalEntry.Kind.CREATE, actor, changes)
-    _stamp_last_push(connection.pk, now)
+    book.save(batch, user_ref)
+    _journal(user, JournalEntry.Kind.CREATE, actor, changes, batch=batch, user_ref=user_ref)
+    _stamp_last_push(connection.pk, now, batch)
+    if own:
+        batch.execute()
     return user
 
 
@@ -295,6 +321,7 @@ def user_provision(
 def user_receive_push(
     *, user: User, received: dict[str, Any], extras: dict | None, actor: Actor,
     states: list[AttributeState] | None = None, sent: Iterable[str] | None = None,
+    batch: Batch | None = None,
 ) -> SyncOutcome:
     """Apply an IdP's PUT or PATCH of an existing user (DESIGN.md's four cases).
 
@@ -310,6 +337,9 @@ def user_receive_push(
     and its AttributeState rows read under that lock (the SCIM adapter needs
     both to apply a PATCH); without, they are locked and read here. The user
     instance is updated in place, so the caller can render what was stored.
+
+    The writes go out as one scimsync.batch.Batch: the caller's `batch` when given
+    (which the caller then executes in this transaction), else one of its own.
     """
     if states is None:
         user = users_with_relations("u.id = %s", [user.pk], lock=True)[0]
@@ -322,25 +352,32 @@ def user_receive_push(
     changes = _sync_mapped(user, book, ownership, attrs)
     _refresh_flags(user, book, ownership, attrs)
     changed_fields = {f for c in changes for f in _user_fields(get_attribute(c.attribute))}
+    own = batch is None
+    batch = Batch() if own else batch
     if extras is not None and extras != user.scim_extras:
         before, user.scim_extras = user.scim_extras, extras
         changed_fields.add("scim_extras")
-        _index_extra_entries(user, before=before)
+        _index_extra_entries(user, before=before, batch=batch)
     if changed_fields:
-        _save_user(user, changed_fields)
-    book.save()
+        _save_user(user, changed_fields, batch)
+    book.save(batch)
     outcome = SyncOutcome(changes + kept_local)
     if outcome.changes:
-        _journal(user, JournalEntry.Kind.PUSH, actor, outcome.changes)
-    _stamp_last_push(user.connection_id, now)
+        _journal(user, JournalEntry.Kind.PUSH, actor, outcome.changes, batch=batch)
+    _stamp_last_push(user.connection_id, now, batch)
+    if own:
+        batch.execute()
     return outcome
 
 
-def _index_extra_entries(user: User, *, before: dict | None) -> None:
+def _index_extra_entries(
+    user: User, *, before: dict | None, batch: Batch, user_ref: Ref | None = None
+) -> None:
     """Make the user's ExtraEntry rows the emails and phone numbers its scim_extras keeps.
 
-    `before`: the extras the rows were made from (None: a new user, which has none).
-    Most pushes send no such entry and change none, and then ask no query.
+    `before`: the extras the rows were made from (None: a new user, which has none,
+    and which `batch` inserts as `user_ref`). Most pushes send no such entry and
+    change none, and then write nothing.
     """
     wanted = ExtraEntry.values_of(user.scim_extras)
     had = ExtraEntry.values_of(before)
@@ -348,7 +385,8 @@ def _index_extra_entries(user: User, *, before: dict | None) -> None:
         return
     if had:
         ExtraEntry.objects.filter(user=user).delete()
-    ExtraEntry.objects.bulk_create([ExtraEntry(user=user, plural=p, type=t, value=v) for p, t, v in wanted])
+    batch.insert(ExtraEntry, [ExtraEntry(user=user, plural=p, type=t, value=v) for p, t, v in wanted],
+                 parent=user_ref and ("user_id", user_ref))
 
 
 # How stale Connection.last_push_at may be. It feeds the expected next sync (last
@@ -357,14 +395,13 @@ def _index_extra_entries(user: User, *, before: dict | None) -> None:
 LAST_PUSH_PRECISION = timedelta(seconds=30)
 
 
-def _stamp_last_push(connection_id: int, now) -> None:
-    # Raw: on every push the ORM spent more building this UPDATE than PostgreSQL running it.
+def _stamp_last_push(connection_id: int, now, batch: Batch) -> None:
+    # Raw, in the push's batch: the ORM spent more building this UPDATE than PostgreSQL running it.
     table = db.ops.quote_name(Connection._meta.db_table)
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_push_at = %s WHERE id = %s AND (last_push_at IS NULL OR last_push_at < %s)",
-            [now, connection_id, now - LAST_PUSH_PRECISION],
-        )
+    batch.raw(
+        f"UPDATE {table} SET last_push_at = %s WHERE id = %s AND (last_push_at IS NULL OR last_push_at < %s)",
+        [now, connection_id, now - LAST_PUSH_PRECISION],
+    )
 
 
 @transaction.atomic

@@ -65,3 +65,45 @@ def test_insert_skipping_conflicts_leaves_the_transaction_usable(connection):
         again = User(connection=connection, user_name="ADA", user_name_key="ada")  # the same userName
         assert rawsql.insert(User, [again], skip_conflicts=True) == 0 and again.pk is None
         assert User.objects.filter(connection=connection).count() == 1  # no aborted transaction
+
+
+def test_rows_read_as_json_equal_what_the_orm_reads(connection):
+    """PostgreSQL reads the hot-path rows as one JSON array each (rawsql.fetch_json): every
+    field type must come back as the ORM reads it (timestamps, UUIDs, JSON, intervals, nulls)."""
+    from datetime import timedelta
+
+    from django.db import connection as db
+
+    from mappings.models import Connection
+    from mappings.services import connection_authenticate, connection_set_cadence, token_create
+    from users.selectors import attribute_states_of, users_with_relations
+
+    if db.vendor != "postgresql":
+        pytest.skip("SQLite reads these rows column by column (rawsql.fetch)")
+    manager = services.user_provision(connection=connection, received={"user_name": "boss"}, extras={},
+                                      actor=services.Actor("test"))
+    user = services.user_provision(
+        connection=connection,
+        received={"user_name": "ada", "title": "Analyst", "manager": str(manager.scim_id),
+                  "address_work": {"locality": "Paris", "country": "FR"}},
+        extras={"entries": {"emails": [{"type": "x", "value": "a@x"}]}}, actor=services.Actor("test"),
+    )
+    (read,) = users_with_relations("u.id = %s", [user.pk])
+    orm = User.objects.get(pk=user.pk)
+    for field in User._meta.concrete_fields:
+        assert getattr(read, field.attname) == getattr(orm, field.attname), field.name
+    assert read.manager.scim_id == manager.scim_id and read.group_refs == []
+    states = {s.attribute: s for s in orm.attribute_states.all()}
+    read_states = attribute_states_of(read)
+    assert {s.attribute for s in read_states} == set(states)
+    for state in read_states:
+        for field in state._meta.concrete_fields:
+            assert getattr(state, field.attname) == getattr(states[state.attribute], field.attname), field.name
+
+    connection_set_cadence(connection=connection, sync_cadence=timedelta(days=1, minutes=3, microseconds=7),
+                           sync_schedule=None)
+    _, token = token_create(connection=connection, label="json")
+    authenticated = connection_authenticate(token)
+    stored = Connection.objects.get(pk=connection.pk)
+    for field in Connection._meta.concrete_fields:
+        assert getattr(authenticated, field.attname) == getattr(stored, field.attname), field.name
