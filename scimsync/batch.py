@@ -14,6 +14,11 @@ The rows' values are the model's, as Field.pre_save gives them (auto_now
 applied); no signals are sent, as with bulk_create. Other databases get the
 writes one by one through scimsync.rawsql, in the order they were added.
 
+One rule follows from PostgreSQL's: the writes of one statement all see the
+tables as they were before it, and a row two of them update is updated by
+one only. So a row is written by at most one write of a batch (update() checks
+its own; a raw() statement must keep to rows no other write touches).
+
 Use it where a service writes several tables on every request (the SCIM push
 path); elsewhere the ORM is clearer.
 """
@@ -75,11 +80,17 @@ class Batch:
 
     def update(self, model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]) -> None:
         """UPDATE these columns of saved instances (auto_now fields stamped when named)."""
-        if objs:
-            self._writes.append(_Write("update", model, list(objs), fields=tuple(fields)))
+        if not objs:
+            return
+        keys = {obj.pk for obj in objs}
+        for write in self._writes:
+            if write.kind == "update" and write.model is model and keys.intersection(o.pk for o in write.objs):
+                raise ValueError(f"{model.__name__} rows updated twice in one batch: PostgreSQL would keep one")
+        self._writes.append(_Write("update", model, list(objs), fields=tuple(fields)))
 
     def raw(self, sql: str, params: Sequence = ()) -> None:
-        """A data-modifying statement of its own (no RETURNING needed), in the batch's order."""
+        """A data-modifying statement of its own (no RETURNING needed), in the batch's order,
+        on rows no other write of the batch touches."""
         self._writes.append(_Write("raw", sql=sql, params=list(params)))
 
     def execute(self) -> None:

@@ -90,11 +90,23 @@ def test_a_refused_insert_writes_none_of_its_dependents_and_raises(connection):
 
 
 def test_raw_statements_run_in_the_batch(connection):
-    user = _new_user(connection, "ada")
+    user, other = _new_user(connection, "ada"), _new_user(connection, "bob")
     user.save()
+    other.save()
+    user.title = "Lead"
     batch = Batch()
-    batch.raw("UPDATE users_user SET department = %s WHERE id = %s", ["Sales", user.pk])
+    batch.raw("UPDATE users_user SET department = %s WHERE id = %s", ["Sales", other.pk])
     batch.update(User, [user], ["title"])
     batch.execute()
-    assert User.objects.get(pk=user.pk).department == "Sales"
+    assert User.objects.get(pk=other.pk).department == "Sales"
+    assert User.objects.get(pk=user.pk).title == "Lead"
     Batch().execute()  # nothing to send: no statement, no error
+
+
+def test_a_row_is_updated_by_one_write_of_a_batch():
+    """PostgreSQL applies one of two updates of a row in one statement: refused up front."""
+    user = User(pk=1, user_name="ada")
+    batch = Batch()
+    batch.update(User, [user], ["title"])
+    with pytest.raises(ValueError, match="updated twice"):
+        batch.update(User, [user], ["department"])
