@@ -83,7 +83,7 @@ def token_authenticate(plaintext: str) -> ScimToken | None:
     return token
 
 
-def connection_authenticate(plaintext: str) -> Connection | None:
+def connection_authenticate(plaintext: str, *, along: tuple[str, list] | None = None) -> Connection | None:
     """The connection of the usable token `plaintext`, or None: token_authenticate in one query.
 
     Every SCIM request starts here, so the token and its connection come from
@@ -95,6 +95,12 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     mappings (`mappings_json`, {attribute: "state/apply/o"}) and the custom
     attribute names (`custom_names_json`), both as JSON text; see
     prime_catalogue_snapshot and prime_ownership.
+
+    `along` (PostgreSQL only): (sql, params) of a scalar subquery that may use the
+    connection's id as `c.id`, answered by the same statement; its value is the
+    connection's `along`. A request that knows its one query before the token is
+    checked (an IdP's lookup by userName) then costs one statement, not two, and
+    still reads nothing of a connection whose token is not valid.
     """
     import hmac
 
@@ -105,7 +111,12 @@ def connection_authenticate(plaintext: str) -> Connection | None:
     digest = ScimToken.digest_of(plaintext)
     now = timezone.now()
     extra = ("t.id", "t.digest", "(t.last_used_at IS NULL OR t.last_used_at < %s)", *_CONFIGURATION_COLUMNS[db.vendor])
+    names = ("token_id", "token_digest", "token_stale", "mappings_json", "custom_names_json")
+    params = [now - timedelta(minutes=1)]
     if db.vendor == "postgresql":  # the row as one JSON array: see scimsync.rawsql.fetch_json
+        if along is not None:
+            extra, names = (*extra, along[0]), (*names, "along")
+            params += along[1]
         fetch, select = rawsql.fetch_json, f"{rawsql.json_row_sql(Connection, 'c', extra)}::text"
     else:
         fetch, select = rawsql.fetch, f"{rawsql.select_list(Connection, 'c')}, {', '.join(extra)}"
@@ -114,8 +125,7 @@ def connection_authenticate(plaintext: str) -> Connection | None:
         f"SELECT {select} "
         f"FROM {Connection._meta.db_table} c JOIN {ScimToken._meta.db_table} t ON t.connection_id = c.id "
         f"WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)",
-        [now - timedelta(minutes=1), digest, now],
-        extra=("token_id", "token_digest", "token_stale", "mappings_json", "custom_names_json"),
+        [*params, digest, now], extra=names,
     )
     if not found or not hmac.compare_digest(found[0].token_digest, digest):
         return None

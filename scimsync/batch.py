@@ -118,8 +118,9 @@ def _execute_as_one_statement(conn, writes: list[_Write]) -> None:
         params.append(json.dumps([{column: encode(obj) for column, encode in columns} for obj in write.objs],
                                  ensure_ascii=False))
         if write.kind == "update":
-            params.append([obj.pk for obj in write.objs])
-            ctes.append(f"w{index} AS ({_update_sql(write.model, write.fields)})")
+            one = len(write.objs) == 1
+            params.append(write.objs[0].pk if one else [obj.pk for obj in write.objs])
+            ctes.append(f"w{index} AS ({_update_sql(write.model, write.fields, one)})")
         else:
             parent = None if write.parent is None else (fk, write.parent[1].index)
             ctes.append(f"w{index} AS ({_insert_sql(write.model, parent, write.conflict_error is not None)})")
@@ -216,17 +217,18 @@ def _insert_sql(model: type[models.Model], parent: tuple[str, int] | None, skip_
 
 
 @functools.cache
-def _update_sql(model: type[models.Model], update_fields: tuple[str, ...]) -> str:
+def _update_sql(model: type[models.Model], update_fields: tuple[str, ...], one: bool) -> str:
     meta = model._meta
     table, pk = _quote(meta.db_table), _quote(meta.pk.column)
     assignments = ", ".join(
         f"{_quote(c)} = v.{_quote(c)}" for c in (meta.get_field(name).column for name in update_fields)
     )
-    # The keys a second time, as an array: the planner guesses 100 rows for the JSON and
-    # would hash-join them to a full scan of the table; `= ANY` makes it read the index.
+    # The keys a second time, as a parameter of their own: the planner guesses 100 rows
+    # for the JSON and would hash-join them to a full scan of the table. One row (a push
+    # updates one user) is `= key`, whose generic plan PostgreSQL keeps: with `= ANY` it
+    # planned the whole batch anew on every execution.
+    keys = f"t.{pk} = %s::bigint" if one else f"t.{pk} = ANY(%s::bigint[])"
     return (
         f"UPDATE {table} AS t SET {assignments} FROM json_populate_recordset(NULL::{table}, %s::json) AS v "
-        f"WHERE t.{pk} = v.{pk} AND t.{pk} = ANY(%s::bigint[]) RETURNING t.{pk}"
+        f"WHERE t.{pk} = v.{pk} AND {keys} RETURNING t.{pk}"
     )
-
-

@@ -77,6 +77,26 @@ def users_with_relations(
     return users
 
 
+def users_json_subquery(where: str, *, limit: int, offset: int = 0) -> str:
+    """PostgreSQL: what users_with_relations reads, as a scalar subquery whose value is a
+    JSON array of the rows (users_from_json reads it), for a statement that reads
+    something else first: the token's (mappings.services.connection_authenticate)."""
+    row = rawsql.json_row_sql(User, "u", ("mgr.scim_id", _GROUPS_JSON))
+    return (
+        f"(SELECT json_agg(x.r ORDER BY x.id) FROM (SELECT u.id, {row} AS r FROM {_USERS} u "
+        f"LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id WHERE {where} ORDER BY u.id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}) x)"
+    )
+
+
+def users_from_json(rows: list | None) -> list[User]:
+    """The users of a users_json_subquery value (decoded), as users_with_relations gives them."""
+    users = rawsql.from_json_rows(User, rows or [], extra=("manager_scim_id", "group_rows"))
+    for user in users:
+        _attach_relations(user)
+    return users
+
+
 def attribute_states_of(user: User) -> list[AttributeState]:
     """The AttributeState rows of one user. A raw query: every SCIM push reads them,
     and the ORM spent more time building this SELECT than the database answering it

@@ -16,12 +16,14 @@ from scimsync.scim.errors import Unauthorized
 from scimsync.sync.ownership import prime_ownership
 
 
-def authenticate(request) -> Connection:
+def authenticate(request, *, along: tuple[str, list] | None = None) -> Connection:
+    """The connection of the request's bearer token, or Unauthorized. `along`: a query
+    answered with the token's (mappings.services.connection_authenticate)."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthorized("Authentication required: send Authorization: Bearer <token>")
-    connection = connection_authenticate(credentials.strip())
+    connection = connection_authenticate(credentials.strip(), along=along)
     if connection is None:
         raise Unauthorized("The bearer token is not valid, expired or revoked", bearer_error="invalid_token")
     # The token query read the catalogue and the mappings too: the rest of the

@@ -39,7 +39,7 @@ from scimsync.scim.filtering.ast import AttrRef, Compare
 from scimsync.scim.sorting import Sort, parse_sort
 from users import page_index
 from users.models import Group, GroupMembership, User, name_key
-from users.selectors import users_with_relations
+from users.selectors import users_from_json, users_json_subquery, users_with_relations
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class ScimView(SCIMView):
     def dispatch(self, request, *args, **kwargs):
         try:
             if self.requires_auth:
-                self.connection = authenticate(request)
+                self.connection = authenticate(request, along=self.along_with_token(request, kwargs))
                 request.scim_connection_id = self.connection.pk  # for the request log
             if request.method.lower() not in self.allowed_methods(kwargs):
                 # 405 before any check of the body: the method is wrong whatever it carries.
@@ -156,6 +156,10 @@ class ScimView(SCIMView):
 
     def allowed_methods(self, kwargs) -> list[str]:
         return self.http_method_names
+
+    def along_with_token(self, request, kwargs) -> tuple[str, list] | None:
+        """A query to answer with the token's (scimsync.scim.auth.authenticate): none by default."""
+        return None
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         response = error_response(errors.ScimError(405, f"{request.method} is not supported here"))
@@ -238,11 +242,14 @@ class ResourceView(ScimView):
         return self.render(request, obj, self.params(request))
 
     def get_list(self, request, params):
-        start, count = _page(params)
-        node = _parsed_filter(params.get("filter"))
-        sort = parse_sort(params, self.resource_type)
+        start, count, node, sort = self.list_inputs(params)
         count_all, page = self.select(node, sort, start, count, params)
         return list_response(self.documents(request, page, params), _total(count_all, page, start, count), start)
+
+    def list_inputs(self, params) -> tuple[int, int, Any, Sort]:
+        """(startIndex, count, parsed filter, sort) of a list request; 400 when one is invalid."""
+        start, count = _page(params)
+        return start, count, _parsed_filter(params.get("filter")), parse_sort(params, self.resource_type)
 
     def select(self, node, sort: Sort, start: int, count: int, params) -> tuple[Callable[[], int], list]:
         """(how to count every match, the resources of the page) for a parsed filter."""
@@ -385,9 +392,36 @@ class UsersView(ResourceView):
     model = User
     adapter = SCIMUserAdapter
     resource_type = "User"
+    # The exact lookup read with the token: ((column, value, start, count), the parsed
+    # list inputs, the parameters they were parsed from); its users are connection.along.
+    _lookup: tuple | None = None
 
     def to_q(self, node, *, root: bool = False):
         return users_q(node, root=root)
+
+    def along_with_token(self, request, kwargs) -> tuple[str, list] | None:
+        """`GET /Users?filter=userName eq "…"` (what every IdP sends before a write, so the
+        request a connection makes most): its users read by the token's statement, on
+        PostgreSQL. A statement costs more CPU here than the lookup in it; the users are
+        those of the token's connection (`c.id`), and nothing is read for a bad token."""
+        if request.method != "GET" or kwargs.get("uuid") or db.vendor != "postgresql":
+            return None
+        try:
+            inputs = self.list_inputs(request.GET)
+        except errors.ScimError:
+            return None  # the view answers it, after the token
+        start, count, node, sort = inputs
+        exact = _exact_lookup(node) if sort.key is None else None
+        if exact is None or not count:
+            return None
+        self._lookup = ((*exact, start, count), inputs, request.GET)
+        where = f"u.connection_id = c.id AND u.{exact[0]} = %s"
+        return users_json_subquery(where, limit=count, offset=start - 1), [exact[1]]
+
+    def list_inputs(self, params) -> tuple[int, int, Any, Sort]:
+        if self._lookup is not None and self._lookup[2] is params:
+            return self._lookup[1]  # parsed already, for along_with_token
+        return super().list_inputs(params)
 
     def select(self, node, sort: Sort, start: int, count: int, params) -> tuple[Callable[[], int], list]:
         if node is None and sort.key is None:
@@ -399,10 +433,15 @@ class UsersView(ResourceView):
         # an update, answered by one indexed query without building an ORM query. The
         # same comparison users_q makes (tests/scim/test_filter_fast_path.py holds them equal).
         column, value = exact
-        page = users_with_relations(
-            f"u.connection_id = %s AND u.{column} = %s", [self.connection.pk, value],
-            limit=count, offset=start - 1,
-        ) if count else []
+        if self._lookup is not None and self._lookup[0] == (column, value, start, count):
+            page = users_from_json(self.connection.along)  # read with the token
+        elif count:
+            page = users_with_relations(
+                f"u.connection_id = %s AND u.{column} = %s", [self.connection.pk, value],
+                limit=count, offset=start - 1,
+            )
+        else:
+            page = []
         return lambda: self.scoped().filter(**{column: value}).count(), page
 
     def _page_by_position(self, start: int, count: int) -> tuple[Callable[[], int], list]:

@@ -79,13 +79,24 @@ def test_users_page_query_count_is_pinned(client, bearer, populated, django_asse
     assert all(u[ENTERPRISE]["manager"]["value"] == populated[0] for u in users[1:])
 
 
-def test_filtered_lookup_is_two_queries(client, bearer, populated, django_assert_num_queries):
-    """What every IdP sends before a create or update (RFC 7644 §3.4.2.2 `eq`): the token, then the user."""
+@pytest.mark.parametrize("attribute, value, expected", [
+    ("userName", "USER7@example.com", "user7@example.com"), ("externalId", "ext-7", "user7@example.com"),
+])
+def test_filtered_lookup_is_one_query_with_the_token(client, bearer, populated, django_assert_num_queries,
+                                                    attribute, value, expected):
+    """What every IdP sends before a create or update (RFC 7644 §3.4.2.2 `eq`): on PostgreSQL the
+    user is read by the token's statement; SQLite reads the token, then the user."""
+    from users.models import User
+
+    User.objects.filter(user_name="user7@example.com").update(external_id="ext-7")
     client.get("/scim/v2/ServiceProviderConfig", **bearer)
-    with django_assert_num_queries(2):
-        response = client.get("/scim/v2/Users", {"filter": 'userName eq "USER7@example.com"'}, **bearer)
+    with django_assert_num_queries(1 if db.vendor == "postgresql" else 2):
+        response = client.get("/scim/v2/Users", {"filter": f'{attribute} eq "{value}"'}, **bearer)
     assert response.json()["totalResults"] == 1
-    assert response.json()["Resources"][0]["userName"] == "user7@example.com"
+    assert response.json()["Resources"][0]["userName"] == expected
+    with django_assert_num_queries(1 if db.vendor == "postgresql" else 2):  # no match: the same, empty
+        response = client.get("/scim/v2/Users", {"filter": f'{attribute} eq "nobody"'}, **bearer)
+    assert response.json()["totalResults"] == 0 and response.json()["Resources"] == []
 
 
 def test_groups_page_query_count_is_pinned(client, bearer, populated, django_assert_num_queries):
