@@ -125,6 +125,8 @@ def _execute_as_one_statement(conn, writes: list[_Write]) -> None:
             parent = None if write.parent is None else (fk, write.parent[1].index)
             ctes.append(f"w{index} AS ({_insert_sql(write.model, parent, write.conflict_error is not None)})")
             inserts.append((index, write))
+    if not ctes:
+        return  # only inserts of no rows
     returned = ", ".join(
         f"ARRAY(SELECT {_quote(w.model._meta.pk.column)} FROM w{index})" for index, w in inserts
     ) or "NULL"

@@ -73,45 +73,23 @@ def _plan(model: type[models.Model], vendor: str):
 
 
 def insert(model: type[M], objs: Sequence[M], *, skip_conflicts: bool = False) -> int:
-    """INSERT unsaved instances in one statement, and give them their primary keys.
+    """INSERT unsaved instances, and give them their primary keys.
 
-    What bulk_create does, without building the query through the compiler: for
-    the journal rows every push writes. Field defaults and auto_now values are
-    applied as the ORM applies them (Field.pre_save); no signals are sent.
-    Returns how many rows were inserted. `skip_conflicts` (one instance only):
-    a row that would break a unique constraint is not inserted, and 0 returned,
-    instead of an IntegrityError (no savepoint needed to recover from it).
+    What bulk_create does, without building the query through the compiler
+    (scimsync.batch's writes on databases other than PostgreSQL). Field defaults
+    and auto_now values are applied as the ORM applies them (Field.pre_save); no
+    signals are sent. Returns how many rows were inserted. `skip_conflicts` (one
+    instance only): a row that would break a unique constraint is not inserted,
+    and 0 returned, instead of an IntegrityError (no savepoint needed to recover).
     """
     if not objs:
         return 0
     assert not skip_conflicts or len(objs) == 1, "skip_conflicts: one instance at a time"
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    if db.vendor == "postgresql":
-        return _insert_unnest(model, fields, objs, skip_conflicts)
     # One statement per chunk: the databases cap the parameters of one statement.
     per_statement = max(1, (db.features.max_query_params or 65535) // len(fields))
     return sum(_insert_values(model, fields, objs[start:start + per_statement], skip_conflicts)
                for start in range(0, len(objs), per_statement))
-
-
-def _insert_unnest(model, fields, objs, skip_conflicts: bool) -> int:
-    """PostgreSQL: one array parameter per column, so the statement's text is the same
-    for 1 row and 10,000 (prepared once, no parameter limit)."""
-    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read of that is a lookup
-    columns = [[f.get_db_prep_save(f.pre_save(obj, True), conn) for obj in objs] for f in fields]
-    return _run_insert(_unnest_sql(model, skip_conflicts), columns, objs)
-
-
-@functools.cache
-def _unnest_sql(model, skip_conflicts: bool) -> str:
-    quote = db.ops.quote_name
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    arrays = ", ".join(f"%s::{f.db_type(db)}[]" for f in fields)
-    return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"SELECT * FROM unnest({arrays}){' ON CONFLICT DO NOTHING' if skip_conflicts else ''} "
-        f"RETURNING {quote(model._meta.pk.column)}"
-    )
 
 
 def _insert_values(model, fields, objs, skip_conflicts: bool) -> int:
@@ -134,7 +112,7 @@ def _run_insert(sql: str, params, objs) -> int:
         keys = [r[0] for r in cursor.fetchall()]
     if not keys:
         return 0  # skipped: a conflict
-    # Both databases return the inserted rows in the order of their VALUES / unnest.
+    # Both databases return the inserted rows in the order of their VALUES.
     for obj, key in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding, obj._state.db = False, db.alias

@@ -10,7 +10,6 @@ import json
 import logging
 
 from mappings.catalogue import catalogue_snapshot
-from scimsync import rawsql
 from scimsync.batch import Batch
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
@@ -66,7 +65,9 @@ class ScimRequestLogMiddleware:
                 detail = response.content[:500].decode("utf-8", "replace")
         row = log_row(request, response.status_code, detail=detail, body=body)
         if row is not None:
-            rawsql.insert(ScimRequestLog, [row])  # a row per write: see scimsync.rawsql
+            batch = Batch()
+            batch.insert(ScimRequestLog, [row])
+            batch.execute()
 
 
 def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> ScimRequestLog | None:
@@ -82,7 +83,8 @@ def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> Sci
         decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
                                     pushed=getattr(request, "scim_pushed", None))
     return ScimRequestLog(
-        connection_id=connection_id, method=request.method, path=request.path[:500],
+        # With the query string: of a refused GET, the filter is what tells what went wrong.
+        connection_id=connection_id, method=request.method, path=request.get_full_path()[:500],
         status=status, detail=str(detail)[:2000], decoded=decoded,
     )
 

@@ -8,14 +8,13 @@ entry in the same transaction as the change (DESIGN.md, "Sync of a user").
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.db import connection as db
 from django.db.models import F
 from django.utils import timezone
@@ -100,46 +99,11 @@ _STATE_FIELDS = ("idp_value", "idp_received_at", "local_edit_by", "local_edit_by
 
 
 def _save_states(rows: list[AttributeState]) -> None:
-    # Split before inserting: bulk_create gives the new rows their pk, and they need no UPDATE.
-    new = [r for r in rows if r.pk is None]
-    old = [r for r in rows if r.pk is not None]
-    if new:
-        rawsql.insert(AttributeState, new)
-    if not old:
-        return
-    if db.vendor == "postgresql":
-        _update_states_from_values(old)
-    else:
-        AttributeState.objects.bulk_update(old, _STATE_FIELDS, batch_size=1000)
-
-
-def _update_states_from_values(rows: list[AttributeState]) -> None:
-    """bulk_update as one UPDATE ... FROM unnest(...) (PostgreSQL).
-
-    Every push writes a few of these rows; bulk_update's CASE WHEN per column and
-    row cost more to build in Python than the whole UPDATE costs PostgreSQL. One
-    array per column keeps the statement's text the same whatever the number of
-    rows, so it is prepared once.
-    """
-    fields = [AttributeState._meta.get_field(name) for name in _STATE_FIELDS]
-    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read of that is a lookup
-    params = [[row.pk for row in rows]]
-    params += [[f.get_db_prep_save(getattr(row, f.attname), conn) for row in rows] for f in fields]
-    with conn.cursor() as cursor:
-        cursor.execute(_state_update_sql(), params)
-
-
-@functools.cache
-def _state_update_sql() -> str:
-    fields = [AttributeState._meta.get_field(name) for name in _STATE_FIELDS]
-    quote = db.ops.quote_name
-    columns = ["id", *(f.column for f in fields)]
-    arrays = ", ".join(f"%s::{cast}[]" for cast in ["bigint", *(f.db_type(db) for f in fields)])
-    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns[1:])
-    return (
-        f"UPDATE {quote(AttributeState._meta.db_table)} AS s SET {assignments} "
-        f"FROM unnest({arrays}) AS v({', '.join(quote(c) for c in columns)}) WHERE s.id = v.id"
-    )
+    """Insert the new rows and update the others, in one statement on PostgreSQL (scimsync.batch)."""
+    batch = Batch()
+    batch.insert(AttributeState, [r for r in rows if r.pk is None])
+    batch.update(AttributeState, [r for r in rows if r.pk is not None], _STATE_FIELDS)
+    batch.execute()
 
 
 def compute_at_risk(

@@ -101,6 +101,10 @@ def test_raw_statements_run_in_the_batch(connection):
     assert User.objects.get(pk=other.pk).department == "Sales"
     assert User.objects.get(pk=user.pk).title == "Lead"
     Batch().execute()  # nothing to send: no statement, no error
+    empty = Batch()
+    empty.insert(AttributeState, [])
+    empty.update(AttributeState, [], ["at_risk"])
+    empty.execute()  # writes of no rows: no statement either
 
 
 def test_a_row_is_updated_by_one_write_of_a_batch():

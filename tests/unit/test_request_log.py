@@ -84,3 +84,13 @@ def test_searches_and_probes_are_neither_pushes_nor_failures(client, connection,
     assert not logs.filter(path__endswith="/.search").exists()  # a read leaves no row
     row = next(h for h in dashboard()["connections"] if h.connection == connection)
     assert (row.pushes_24h, row.failures_24h) == (1, 1)
+
+
+def test_a_refused_read_is_logged_with_its_query(client, connection, token):
+    """A GET is logged only when it fails, and then with its query string: the filter is the error."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.get("/scim/v2/Users", {"filter": 'userName eq "ada"'}, **auth).status_code == 200
+    assert client.get("/scim/v2/Users", {"filter": 'userName eq'}, **auth).status_code == 400
+    (row,) = ScimRequestLog.objects.filter(connection=connection)
+    assert (row.method, row.status, row.path) == ("GET", 400, "/scim/v2/Users?filter=userName+eq")
+    assert "value" in row.detail

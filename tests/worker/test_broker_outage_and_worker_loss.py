@@ -22,7 +22,7 @@ from django.utils import timezone
 from scimsync import tasks
 from scimsync.models import JournalChange, JournalEntry, SyncRun
 from scimsync.sync import runs, services
-from tests.conftest import ENTERPRISE, USER_SCHEMA
+from tests.conftest import ENTERPRISE
 from tests.worker.test_sync_run_worker import _edit, _journal_snapshot, _provision
 from users.models import User
 

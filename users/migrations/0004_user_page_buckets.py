@@ -21,27 +21,24 @@ from django.db import migrations, models
 
 BUCKET = "users_userpagebucket"
 
+
+def _postgres_count(function: str, rows: str, count: str) -> str:
+    """A statement-level trigger function adding `count` of the transition table `rows` to the buckets."""
+    return f"""
+CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {BUCKET} (connection_id, first_id, shard, users)
+    SELECT connection_id, id - id %% 1024, pg_backend_pid() %% 8, {count}
+    FROM {rows} WHERE connection_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (connection_id, first_id, shard) DO UPDATE SET users = {BUCKET}.users + EXCLUDED.users;
+    RETURN NULL;
+END $$;
+"""
+
+
 POSTGRES = [
-    f"""
-CREATE FUNCTION users_page_buckets_add() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO {BUCKET} (connection_id, first_id, shard, users)
-    SELECT connection_id, id - id %% 1024, pg_backend_pid() %% 8, count(*)
-    FROM new_users WHERE connection_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (connection_id, first_id, shard) DO UPDATE SET users = {BUCKET}.users + EXCLUDED.users;
-    RETURN NULL;
-END $$;
-""",
-    f"""
-CREATE FUNCTION users_page_buckets_remove() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO {BUCKET} (connection_id, first_id, shard, users)
-    SELECT connection_id, id - id %% 1024, pg_backend_pid() %% 8, -count(*)
-    FROM old_users WHERE connection_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (connection_id, first_id, shard) DO UPDATE SET users = {BUCKET}.users + EXCLUDED.users;
-    RETURN NULL;
-END $$;
-""",
+    _postgres_count("users_page_buckets_add", "new_users", "count(*)"),
+    _postgres_count("users_page_buckets_remove", "old_users", "-count(*)"),
     # A user that changes connection (or id) leaves one bucket for another.
     f"""
 CREATE FUNCTION users_page_buckets_move() RETURNS trigger LANGUAGE plpgsql AS $$
