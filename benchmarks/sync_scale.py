@@ -256,10 +256,10 @@ def delete_connection(connection) -> None:
 
     from mappings.models import AttributeMapping, Connection, ScimToken
     from scimsync.models import AttributeState, JournalChange, JournalEntry, ScimRequestLog, SyncRun
-    from users.models import User
+    from users.models import User, UserPageBucket
 
     t = {m: m._meta.db_table for m in (AttributeMapping, Connection, ScimToken, AttributeState, JournalChange,
-                                       JournalEntry, ScimRequestLog, SyncRun, User)}
+                                       JournalEntry, ScimRequestLog, SyncRun, User, UserPageBucket)}
     with transaction.atomic(), db.cursor() as cur:
         cid = connection.pk
         cur.execute(f"DELETE FROM {t[JournalChange]} WHERE entry_id IN "
@@ -270,6 +270,8 @@ def delete_connection(connection) -> None:
         cur.execute(f"DELETE FROM {t[SyncRun]} WHERE connection_id = %s", [cid])
         cur.execute(f"DELETE FROM {t[ScimRequestLog]} WHERE connection_id = %s", [cid])
         cur.execute(f"DELETE FROM {t[User]} WHERE connection_id = %s", [cid])
+        # After the users: their delete trigger counts them out of these (users.page_index).
+        cur.execute(f"DELETE FROM {t[UserPageBucket]} WHERE connection_id = %s", [cid])
         cur.execute(f"DELETE FROM {t[ScimToken]} WHERE connection_id = %s", [cid])
         cur.execute(f"DELETE FROM {t[AttributeMapping]} WHERE connection_id = %s", [cid])
         cur.execute(f"DELETE FROM {t[Connection]} WHERE id = %s", [cid])
