@@ -84,9 +84,14 @@ def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> Sci
                                     pushed=getattr(request, "scim_pushed", None))
     return ScimRequestLog(
         # With the query string: of a refused GET, the filter is what tells what went wrong.
-        connection_id=connection_id, method=request.method, path=request.get_full_path()[:500],
-        status=status, detail=str(detail)[:2000], decoded=decoded,
+        connection_id=connection_id, method=request.method, path=_storable(request.get_full_path())[:500],
+        status=status, detail=_storable(str(detail))[:2000], decoded=decoded,
     )
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, which a path (%00) or an error naming it can."""
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def log_with(batch: Batch, request, status: int) -> None:

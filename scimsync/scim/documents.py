@@ -15,6 +15,7 @@ from mappings.catalogue import (
 )
 from scimsync.scim import errors, schema
 from scimsync.scim.patch import Touch, _boolean
+from users.models import ExtraEntry
 
 
 @dataclass
@@ -118,6 +119,10 @@ def _parse_core(parsed: ParsedUser, name: str, value: Any, by_slot) -> None:
             parsed.named.add(attribute.short_name)
 
 
+# users.ExtraEntry keeps the type of an entry kept as sent, so that filters find it.
+_TYPE_LIMIT = ExtraEntry._meta.get_field("type").max_length
+
+
 def _string(name: str, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -198,6 +203,8 @@ def _parse_multi(parsed: ParsedUser, plural: str, value: Any, by_slot) -> None:
         for key in (entry.keys() & set(subs.values())) - {"primary"}:
             _string(f"{plural}.{key}", entry[key])
         kind = entry.get("type")
+        if isinstance(kind, str) and len(kind) > _TYPE_LIMIT:  # the column filters find it in
+            raise errors.invalid_value(f"{plural}.type is {len(kind)} characters long; the limit is {_TYPE_LIMIT}")
         attribute = typed.get(kind.lower()) if isinstance(kind, str) else None
         if attribute is None or parsed.values.get(attribute.short_name) is not None:
             parsed.extras["entries"].setdefault(plural, []).append(entry)

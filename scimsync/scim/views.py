@@ -8,6 +8,7 @@ RFC 7644 §3.12 error bodies, ETags, and writes routed to the sync engine.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db import connection as db
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
@@ -220,7 +221,8 @@ class ResourceView(ScimView):
         return {} if self.operation is not None else request.GET
 
     def body(self, request):
-        return self.operation.data if self.operation is not None else self.body_json(request)
+        """The body, parsed anew on each call (a write retried after a deadlock starts clean)."""
+        return copy.deepcopy(self.operation.data) if self.operation is not None else self.body_json(request)
 
     def if_match(self, request) -> str | None:
         if self.operation is not None:
@@ -280,12 +282,16 @@ class ResourceView(ScimView):
     def post(self, request, uuid=None):
         if uuid:
             raise errors.ScimError(405, "POST goes to the collection")
-        with transaction.atomic():
+
+        def create():
             batch = Batch()
             created = self.adapter.create(
                 connection=self.connection, body=self.body(request), request=request, batch=batch
             )
             self._write(batch, request, 201)
+            return created
+
+        created = _write_transaction(create)
         return self.render(request, created.obj, self.params(request), status=201, location=True)
 
     def put(self, request, uuid=None):
@@ -306,24 +312,31 @@ class ResourceView(ScimView):
     def delete(self, request, uuid=None):
         if not uuid:
             raise errors.ScimError(405, "DELETE needs a resource id")
-        with transaction.atomic():
+        def delete():
+            self.lock_before_delete(uuid)
             obj = self.get_object(uuid, lock=True)
             _check_if_match(self.if_match(request), obj)
             self.adapter(obj, request).delete()
             self._write(Batch(), request, 204)
+
+        _write_transaction(delete)
         return empty_response(204)
 
     def _update(self, request, uuid, change, method: str):
         # `method`, not request.method: inside /Bulk the request is the Bulk POST.
         if not uuid:
             raise errors.ScimError(405, f"{method} needs a resource id")
-        body = self.body(request)
-        with transaction.atomic():
+        bodies = [self.body(request)]  # a body that does not parse is refused before any lock is taken
+
+        def update():
             obj = self.get_object(uuid, lock=True)
             _check_if_match(self.if_match(request), obj)
             adapter = self.adapter(obj, request, batch=Batch())
-            change(adapter, body)
+            change(adapter, bodies.pop() if bodies else self.body(request))  # a retry parses it anew
             self._write(adapter.batch, request, 200)
+            return adapter
+
+        adapter = _write_transaction(update)
         return self.render(request, adapter.obj, self.params(request))
 
     def _write(self, batch: Batch, request, status: int) -> None:
@@ -339,6 +352,9 @@ class ResourceView(ScimView):
             raise errors.uniqueness("a unique value of this resource is already taken in this connection") from None
 
     # --- helpers -------------------------------------------------------
+
+    def lock_before_delete(self, uuid) -> None:
+        """Rows a DELETE writes besides its resource, locked first where other writes lock them first."""
 
     def scoped(self):
         return self.model.objects.filter(connection=self.connection)
@@ -380,6 +396,47 @@ class ResourceView(ScimView):
         raise NotImplementedError
 
 
+# A write PostgreSQL aborted to break a deadlock (or a serialization failure) is run again
+# this many times; it changed nothing. Two writes of users and groups that share members
+# can lock the same rows in opposite orders (a user's DELETE bumps its groups' versions;
+# a group's write bumps its members').
+WRITE_RETRIES = 2
+_RETRYABLE = {"40P01", "40001"}
+
+
+def _write_transaction(write: Callable[[], Any]) -> Any:
+    """Run a SCIM write in one transaction: retried when PostgreSQL aborted it to break a
+    deadlock, and a constraint checked only at COMMIT (a foreign key to a user another
+    request deleted meanwhile) answered as a SCIM error, not a 500."""
+    for attempt in range(WRITE_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                return write()
+        except OperationalError as e:
+            outermost = not transaction.get_connection().in_atomic_block
+            if _sqlstate(e) in _RETRYABLE and outermost and attempt < WRITE_RETRIES:
+                logger.info("SCIM write retried after %s (attempt %d)", _sqlstate(e), attempt + 1)
+                continue
+            raise
+        except IntegrityError as e:
+            raise _constraint_error(e) from None
+    raise AssertionError("unreachable")
+
+
+def _sqlstate(error: Exception) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
+
+
+def _constraint_error(error: IntegrityError) -> errors.ScimError:
+    state = _sqlstate(error)
+    if state == "23505":
+        return errors.uniqueness("a unique value of this resource is already taken in this connection")
+    if state == "23503" or "FOREIGN KEY" in str(error):
+        return errors.invalid_value("a resource this request refers to (a manager, a member) was deleted while "
+                                    "the request was applied; nothing was changed")
+    raise error
+
+
 def _page_ids(queryset, sort: Sort, start: int, count: int):
     """The primary keys of one page, as a subquery."""
     return queryset.order_by(*sort.order_by()).values("pk")[start - 1 : start - 1 + count]
@@ -398,6 +455,14 @@ class UsersView(ResourceView):
 
     def to_q(self, node, *, root: bool = False):
         return users_q(node, root=root)
+
+    def lock_before_delete(self, uuid) -> None:
+        # A user's DELETE moves the version of each group it leaves. Group writes lock the
+        # group, then its members; so this locks the groups (in id order) before the user,
+        # and the two cannot wait for each other. (A group joined in between is locked
+        # after the user; the rare deadlock that can still give is retried.)
+        groups = Group.objects.filter(connection=self.connection, memberships__user__scim_id=_resource_key(uuid))
+        list(groups.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
 
     def along_with_token(self, request, kwargs) -> tuple[str, list] | None:
         """`GET /Users?filter=userName eq "…"` (what every IdP sends before a write, so the
@@ -722,6 +787,8 @@ def _page(params) -> tuple[int, int]:
     try:
         if isinstance(raw_start, bool) or isinstance(raw_count, bool):
             raise TypeError
+        if any(isinstance(raw, float) and not raw.is_integer() for raw in (raw_start, raw_count)):
+            raise ValueError  # 1.5 in a SearchRequest body is no integer, not 1
         start = int(raw_start if raw_start not in (None, "") else 1)
         count = int(raw_count if raw_count not in (None, "") else limit)
     except (TypeError, ValueError, OverflowError):

@@ -196,3 +196,38 @@ def test_filters_find_the_entries_kept_as_sent(scim):
     assert replaced.status_code == 200, replaced.text
     assert names('emails.value co "work.example" or emails.value eq "untyped@example.com"') == []
     assert names('emails.value eq "ada@home.example"') == ["ada"]
+
+
+@pytest.mark.parametrize("plural", ["emails", "phoneNumbers"])
+def test_an_entry_type_longer_than_its_column_is_refused(scim, plural):
+    """No value a column cannot hold: an entry kept as sent is indexed for filters
+    (users.ExtraEntry, type up to 255 characters); a longer type is 400, nothing stored."""
+    long_entry = [{"type": "t" * 256, "value": "a@example.com"}]
+    _assert_scim_error(scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada", plural: long_entry}),
+                       400, "invalidValue")
+    assert scim.get("/Users").json()["totalResults"] == 0
+    user = _user(scim)
+    _assert_scim_error(scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": plural, "value": long_entry}]),
+                       400, "invalidValue")
+    assert scim.get(f"/Users/{user['id']}").json()["meta"]["version"] == user["meta"]["version"]
+    ok = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "bob", plural: [{"type": "t" * 255, "value": "b"}]})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_search_start_index_that_is_no_integer_is_refused(scim):
+    """RFC 7644 §3.4.2.4: startIndex and count are integers; 1.5 is not read as 1."""
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 1.5}
+    _assert_scim_error(scim.post("/Users/.search", search), 400, "invalidValue")
+    assert scim.post("/Users/.search", {**search, "startIndex": 2.0}).status_code == 200
+
+
+def test_a_failed_write_with_nul_in_its_path_is_still_logged(scim, connection):
+    """Every failed write is in the request log, even one whose path holds a NUL (%00):
+    the error names the id, and a PostgreSQL text column cannot store a NUL as such."""
+    from scimsync.models import ScimRequestLog
+
+    response = scim.put("/Users/%00", {"schemas": [USER_SCHEMA], "userName": "ada"})
+    _assert_scim_error(response, 404)
+    (row,) = ScimRequestLog.objects.filter(connection=connection)
+    assert (row.method, row.status, row.path) == ("PUT", 404, "/scim/v2/Users/%00")
+    assert "\x00" not in row.detail and "\N{REPLACEMENT CHARACTER}" in row.detail
