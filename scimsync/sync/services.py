@@ -88,10 +88,8 @@ class _StateBook:
         """Write the touched rows; with `batch`, as part of it (`user`: the batch inserts the user)."""
         if batch is None:
             _save_states(self.touched_rows())
-            return
-        rows = self.touched_rows()
-        batch.insert(AttributeState, [r for r in rows if r.pk is None], parent=user and ("user_id", user))
-        batch.update(AttributeState, [r for r in rows if r.pk is not None], _STATE_FIELDS)
+        else:
+            _add_states(batch, self.touched_rows(), user)
 
 
 _STATE_FIELDS = ("idp_value", "idp_received_at", "local_edit_by", "local_edit_by_label",
@@ -101,9 +99,15 @@ _STATE_FIELDS = ("idp_value", "idp_received_at", "local_edit_by", "local_edit_by
 def _save_states(rows: list[AttributeState]) -> None:
     """Insert the new rows and update the others, in one statement on PostgreSQL (scimsync.batch)."""
     batch = Batch()
-    batch.insert(AttributeState, [r for r in rows if r.pk is None])
-    batch.update(AttributeState, [r for r in rows if r.pk is not None], _STATE_FIELDS)
+    _add_states(batch, rows)
     batch.execute()
+
+
+def _add_states(batch: Batch, rows: list[AttributeState], user: Ref | None = None) -> None:
+    """Add to `batch` the insert of the new rows (`user`: of a user the batch inserts) and the
+    update of the others."""
+    batch.insert(AttributeState, [r for r in rows if r.pk is None], parent=user and ("user_id", user))
+    batch.update(AttributeState, [r for r in rows if r.pk is not None], _STATE_FIELDS)
 
 
 def compute_at_risk(
