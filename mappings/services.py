@@ -113,13 +113,10 @@ def connection_authenticate(plaintext: str, *, along: tuple[str, list] | None = 
     extra = ("t.id", "t.digest", "(t.last_used_at IS NULL OR t.last_used_at < %s)", *_CONFIGURATION_COLUMNS[db.vendor])
     names = ("token_id", "token_digest", "token_stale", "mappings_json", "custom_names_json")
     params = [now - timedelta(minutes=1)]
-    if db.vendor == "postgresql":  # the row as one JSON array: see scimsync.rawsql.fetch_json
-        if along is not None:
-            extra, names = (*extra, along[0]), (*names, "along")
-            params += along[1]
-        fetch, select = rawsql.fetch_json, f"{rawsql.json_row_sql(Connection, 'c', extra)}::text"
-    else:
-        fetch, select = rawsql.fetch, f"{rawsql.select_list(Connection, 'c')}, {', '.join(extra)}"
+    if along is not None and db.vendor == "postgresql":
+        extra, names = (*extra, along[0]), (*names, "along")
+        params += along[1]
+    select, fetch = rawsql.select_rows(Connection, "c", extra)
     found = fetch(
         Connection,
         f"SELECT {select} "

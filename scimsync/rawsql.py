@@ -169,6 +169,15 @@ def from_json_rows(model: type[M], rows: Sequence[Sequence], *, extra: Sequence[
     return found
 
 
+def select_rows(model: type[models.Model], alias: str, extra: Sequence[str] = ()):
+    """(SELECT list, the function that reads its rows) for a model's rows plus `extra`
+    expressions: one JSON array per row on PostgreSQL (fetch_json), the columns on
+    other databases (fetch). Either reader takes (model, sql, params, extra=names)."""
+    if db.vendor == "postgresql":
+        return f"{json_row_sql(model, alias, tuple(extra))}::text", fetch_json
+    return ", ".join([select_list(model, alias), *extra]), fetch
+
+
 def fetch_json(model: type[M], sql: str, params: Sequence, *, extra: Sequence[str] = ()) -> list[M]:
     """Run `sql`, whose one column is json_row_sql(model, ..., extra_sql)::text; see from_json_rows."""
     conn = connections[DEFAULT_DB_ALIAS]

@@ -22,14 +22,12 @@ _USERS = User._meta.db_table
 _MEMBERS = GroupMembership._meta.db_table
 _GROUPS = Group._meta.db_table
 
-# SQLite: the user's groups as a JSON array of [scim_id, displayName], in membership order.
-_GROUPS_COLUMN = {
-    "sqlite": (
-        f"(SELECT json_group_array(json_array(x.scim_id, x.display_name)) FROM "
-        f"(SELECT g.scim_id, g.display_name FROM {_MEMBERS} gm JOIN {_GROUPS} g ON g.id = gm.group_id "
-        f"WHERE gm.user_id = u.id ORDER BY gm.id) x)"
-    ),
-}
+# SQLite: the user's groups as JSON text of [scim_id, displayName] pairs, in membership order.
+_GROUPS_TEXT = (
+    f"(SELECT json_group_array(json_array(x.scim_id, x.display_name)) FROM "
+    f"(SELECT g.scim_id, g.display_name FROM {_MEMBERS} gm JOIN {_GROUPS} g ON g.id = gm.group_id "
+    f"WHERE gm.user_id = u.id ORDER BY gm.id) x)"
+)
 
 
 # PostgreSQL: the user's groups as one JSON array.
@@ -56,10 +54,7 @@ def users_with_relations(
     which costs a fraction of reading 48 columns one by one.
     """
     postgres = db.vendor == "postgresql"
-    if postgres:
-        select = f"{rawsql.json_row_sql(User, 'u', ('mgr.scim_id', _GROUPS_JSON))}::text"
-    else:
-        select = f"{rawsql.select_list(User, 'u')}, mgr.scim_id, {_GROUPS_COLUMN['sqlite']}"
+    select, fetch = rawsql.select_rows(User, "u", ("mgr.scim_id", _GROUPS_JSON if postgres else _GROUPS_TEXT))
     sql = (
         f"SELECT {select} FROM {_USERS} u LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id "
         f"WHERE {where} ORDER BY u.id"
@@ -68,10 +63,9 @@ def users_with_relations(
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     if lock and db.features.has_select_for_update_of:
         sql += " FOR UPDATE OF u"
-    fetch = rawsql.fetch_json if postgres else rawsql.fetch
     users = fetch(User, sql, params, extra=("manager_scim_id", "group_rows"))
     for user in users:
-        if not postgres:
+        if not postgres:  # JSON text there
             user.group_rows = json.loads(user.group_rows or "[]")
         _attach_relations(user)
     return users
@@ -101,16 +95,9 @@ def attribute_states_of(user: User) -> list[AttributeState]:
     """The AttributeState rows of one user. A raw query: every SCIM push reads them,
     and the ORM spent more time building this SELECT than the database answering it
     (on PostgreSQL one JSON array per row, as users_with_relations reads users)."""
-    table = AttributeState._meta.db_table
-    if db.vendor == "postgresql":
-        return rawsql.fetch_json(
-            AttributeState, f"SELECT {rawsql.json_row_sql(AttributeState, 's')}::text FROM {table} s "
-                            f"WHERE s.user_id = %s", [user.pk],
-        )
-    return rawsql.fetch(
-        AttributeState, f"SELECT {rawsql.select_list(AttributeState, 's')} FROM {table} s WHERE s.user_id = %s",
-        [user.pk],
-    )
+    select, fetch = rawsql.select_rows(AttributeState, "s")
+    return fetch(AttributeState, f"SELECT {select} FROM {AttributeState._meta.db_table} s WHERE s.user_id = %s",
+                 [user.pk])
 
 
 def _attach_relations(user: User) -> None:
