@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from django.db import connection as db
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import IntegerField, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from users.models import User, UserPageBucket
 
@@ -50,6 +51,18 @@ def locate(connection_id: int, start: int) -> PagePosition:
             first_id, skip = bucket_first_id, start - 1 - total
         total += users
     return PagePosition(total=total, first_id=first_id, skip=skip)
+
+
+def user_count(connection_id: int) -> int:
+    """How many users a connection has: the sum of its buckets, not a COUNT over its users."""
+    return UserPageBucket.objects.filter(connection_id=connection_id).aggregate(n=Sum("users"))["n"] or 0
+
+
+def user_counts_subquery(connection_ref) -> Subquery:
+    """user_count of the connection `connection_ref` (an OuterRef) as an annotation."""
+    sums = (UserPageBucket.objects.filter(connection=connection_ref).order_by().values("connection")
+            .annotate(n=Sum("users")).values("n"))
+    return Coalesce(Subquery(sums, output_field=IntegerField()), 0)
 
 
 def page_ids_sql(connection_id: int, position: PagePosition, count: int) -> tuple[str, list]:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from mappings.models import Connection, MappingChange
 from scimsync.models import AttributeState, SyncRun
 from scimsync.sync.services import Actor, users_recompute_flags, users_sync
+from users import page_index
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def sync_run_start(
     """
     users = _run_users(connection.pk, user_ids)
     at_risk = users.filter(attribute_states__at_risk=True).distinct().count()
-    held = _needs_approval(at_risk, User.objects.filter(connection=connection).count())
+    held = _needs_approval(at_risk, page_index.user_count(connection.pk))
     run = SyncRun.objects.create(
         connection=connection, user_ids=sorted(user_ids or []), reason=reason,
         requested_by=requested_by, users_total=users.count(), users_at_risk=at_risk,
@@ -72,7 +73,7 @@ def flags_recompute_start(
     """
     run = SyncRun.objects.create(
         connection=connection, attribute=attribute, reason=reason, requested_by=requested_by,
-        users_total=User.objects.filter(connection=connection).count(),
+        users_total=page_index.user_count(connection.pk),
     )
     transaction.on_commit(lambda: sync_run_dispatch(run_id=run.pk))
     return run

@@ -27,6 +27,7 @@ from scimsync.batch import Batch, Ref
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
 from scimsync.sync.values import normalize, read_value, same_value, write_value
+from users import page_index
 from users.models import ExtraEntry, Group, User, name_key
 from users.selectors import attribute_states_of, users_with_relations
 
@@ -639,7 +640,7 @@ def mapping_update(
     before = f"{mapping.state}/{mapping.apply}"
     mapping.state, mapping.apply = state, apply
     mapping.save()
-    if User.objects.filter(connection=connection).count() > settings.SCIMSYNC["INLINE_RECOMPUTE_MAX_USERS"]:
+    if page_index.user_count(connection.pk) > settings.SCIMSYNC["INLINE_RECOMPUTE_MAX_USERS"]:
         # Too many users to move every flag before the response (about 2.5 s per 100,000
         # on PostgreSQL): a sync run moves them in batches, and pushes meanwhile flag
         # their users by the new mapping already (they read the mappings per request).
