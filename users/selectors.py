@@ -30,6 +30,9 @@ _GROUPS_TEXT = (
 )
 
 
+# What both readers below select from: the user (u) and its manager (mgr), for the manager's id.
+_USERS_WITH_MANAGER = f"FROM {_USERS} u LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id"
+
 # PostgreSQL: the user's groups as one JSON array.
 _GROUPS_JSON = (
     f"(SELECT json_agg(json_build_array(g.scim_id, g.display_name) ORDER BY gm.id) "
@@ -56,8 +59,7 @@ def users_with_relations(
     postgres = db.vendor == "postgresql"
     select, fetch = rawsql.select_rows(User, "u", ("mgr.scim_id", _GROUPS_JSON if postgres else _GROUPS_TEXT))
     sql = (
-        f"SELECT {select} FROM {_USERS} u LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id "
-        f"WHERE {where} ORDER BY u.id"
+        f"SELECT {select} {_USERS_WITH_MANAGER} WHERE {where} ORDER BY u.id"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
@@ -77,9 +79,8 @@ def users_json_subquery(where: str, *, limit: int, offset: int = 0) -> str:
     something else first: the token's (mappings.services.connection_authenticate)."""
     row = rawsql.json_row_sql(User, "u", ("mgr.scim_id", _GROUPS_JSON))
     return (
-        f"(SELECT json_agg(x.r ORDER BY x.id) FROM (SELECT u.id, {row} AS r FROM {_USERS} u "
-        f"LEFT JOIN {_USERS} mgr ON mgr.id = u.manager_id WHERE {where} ORDER BY u.id "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}) x)"
+        f"(SELECT json_agg(x.r ORDER BY x.id) FROM (SELECT u.id, {row} AS r {_USERS_WITH_MANAGER} "
+        f"WHERE {where} ORDER BY u.id LIMIT {int(limit)} OFFSET {int(offset)}) x)"
     )
 
 
