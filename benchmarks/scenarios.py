@@ -70,8 +70,8 @@ def build(users: int) -> list[Scenario]:
         )
         return "POST", f"{SCIM}/Users", json.dumps(body).encode()
 
-    one_match = b'"totalResults": 1,'
-    full_page = f'"itemsPerPage": {min(PAGE, users)},'.encode()
+    one_match = b'"totalResults":1,'
+    full_page = f'"itemsPerPage":{min(PAGE, users)},'.encode()
     return [
         Scenario("reference", "reference: bare Django view", reference,
                  check=lambda body: body.startswith(b'{"status": "ok"')),
@@ -82,7 +82,7 @@ def build(users: int) -> list[Scenario]:
         Scenario("list_page", f"GET /Users?startIndex=random&count={PAGE}", list_page,
                  check=lambda body: full_page in body),
         Scenario("patch_department", "PATCH /Users/{id} (Entra: replace department)", patch,
-                 check=lambda body: b'"department": "Department ' in body),
+                 check=lambda body: b'"department":"Department ' in body),
         Scenario("post_user", "POST /Users (Entra create)", post, expect=201,
-                 check=lambda body: b'"userName": "bench.new.' in body),
+                 check=lambda body: b'"userName":"bench.new.' in body),
     ]

@@ -130,9 +130,8 @@ def _execute_as_one_statement(conn, writes: list[_Write]) -> None:
     returned = ", ".join(
         f"ARRAY(SELECT {_quote(w.model._meta.pk.column)} FROM w{index})" for index, w in inserts
     ) or "NULL"
-    with conn.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(ctes)} SELECT {returned}", params)
-        keys = cursor.fetchone() if inserts else ()
+    rows = rawsql.execute(f"WITH {', '.join(ctes)} SELECT {returned}", params)
+    keys = rows[0] if inserts else ()
     for (_, write), write_keys in zip(inserts, keys, strict=True):
         if write.conflict_error is not None and not write_keys:
             raise Conflict(write.conflict_error)  # nothing that depends on it was written

@@ -78,20 +78,36 @@ def project(doc: dict, attributes: str | None, excluded: str | None) -> dict:
 
 
 def _drop_never_and_request(doc: dict, requested) -> dict:
-    """Remove `never` attributes, and `request` ones the client did not name."""
+    """Remove `never` attributes, and `request` ones the client did not name.
+
+    Only names in _hidden() can go, and a User document usually has none (password
+    is never sent back): the common case tests each key against a set and copies
+    nothing."""
+    hidden = _hidden()
     asked = {(u, a) for u, a, _ in requested}
     out = {}
     for key, value in doc.items():
-        urn = None if not key.lower().startswith("urn:") else key
-        if urn is not None and isinstance(value, dict):
-            value = {
-                k: v for k, v in value.items()
-                if _keep(returned(canonical_urn(urn), k), (canonical_urn(urn), k.lower()) in asked)
-            }
-        elif urn is None and not _keep(returned(None, key), (None, key.lower()) in asked):
+        lower = key.lower()
+        if lower.startswith("urn:"):
+            if isinstance(value, dict):
+                urn = canonical_urn(key)
+                names = hidden.get(urn)
+                if names and any(k.lower() in names for k in value):
+                    value = {k: v for k, v in value.items() if _keep(returned(urn, k), (urn, k.lower()) in asked)}
+        elif lower in hidden[None] and not _keep(returned(None, key), (None, lower) in asked):
             continue
         out[key] = value
     return out
+
+
+@cache
+def _hidden() -> dict[str | None, frozenset[str]]:
+    """Per schema (None for core), the lower-case names returned `never` or `request`."""
+    found: dict[str | None, set[str]] = {None: set()}
+    for (urn, name), characteristic in _returned().items():
+        if characteristic in ("never", "request"):
+            found.setdefault(urn, set()).add(name)
+    return {urn: frozenset(names) for urn, names in found.items()}
 
 
 def _keep(characteristic: str, asked: bool) -> bool:

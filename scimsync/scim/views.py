@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, OperationalError, transaction
@@ -36,7 +37,7 @@ from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
 from scimsync.scim.auth import authenticate
 from scimsync.scim.filtering import FilterError, groups_q, parse_filter, users_q
-from scimsync.scim.filtering.ast import AttrRef, Compare
+from scimsync.scim.filtering.ast import Compare
 from scimsync.scim.sorting import Sort, parse_sort
 from users import page_index
 from users.models import Group, GroupMembership, User, name_key
@@ -52,11 +53,21 @@ _JSON_TYPES = {"application/scim+json", "application/json", ""}
 
 
 def scim_response(doc: dict | None, status: int = 200, **headers) -> HttpResponse:
-    content = b"" if doc is None else json.dumps(doc, ensure_ascii=False).encode()
+    content = b"" if doc is None else encode_json(doc)
     response = HttpResponse(content, status=status, content_type=SCIM_CONTENT_TYPE)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
+
+
+def encode_json(doc) -> bytes:
+    """`doc` as compact UTF-8 JSON. orjson is some fifteen times faster than json.dumps
+    here (a 100-user page is ~250 KB); it refuses what JSON allows but it does not, an
+    integer beyond 64 bits (an IdP's extension may send one), and json writes that."""
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def empty_response(status: int, **headers) -> HttpResponse:
@@ -566,11 +577,15 @@ _EXACT_COLUMNS = {"username": ("user_name_key", name_key), "externalid": ("exter
 
 def _exact_lookup(node) -> tuple[str, str] | None:
     """(column, value) when the filter is `userName eq "v"` or `externalId eq "v"`, else None."""
-    match node:
-        case Compare(AttrRef(None, attr, None), "eq", str(value)) if value and attr.lower() in _EXACT_COLUMNS:
-            column, stored_as = _EXACT_COLUMNS[attr.lower()]
-            return column, stored_as(value)
-    return None
+    # Tests, not a `match` with class patterns: this runs twice on every IdP lookup.
+    if not isinstance(node, Compare) or node.op != "eq" or not isinstance(node.value, str) or not node.value:
+        return None
+    ref = node.ref
+    found = _EXACT_COLUMNS.get(ref.attr.lower()) if ref.urn is None and ref.sub is None else None
+    if found is None:
+        return None
+    column, stored_as = found
+    return column, stored_as(node.value)
 
 
 def _in_ids(pks: list[int]) -> str:

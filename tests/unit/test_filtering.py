@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import uuid
 
 import pytest
 from django.db.models import Q
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappings.catalogue import CUSTOM_USER, ENTERPRISE_USER
 from mappings.models import Connection, CustomAttribute
@@ -138,6 +142,61 @@ def test_syntax_errors_raise_filter_error(text):
     """RFC 7644 §3.12: a filter that cannot be parsed is a 400 invalidFilter."""
     with pytest.raises(FilterError):
         parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "bjensen@example.com"',
+        '  externalId   EQ   "ext-1"  ',
+        'userName eq"x"',
+        'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department co "Sales"',
+        'name.familyName sw "J"',
+        'emails.value ew "@example.com"',
+        'title gt "M"',
+        'userName eq "a \\"quoted\\" \\u00e9 name"',
+        'userName eq ""',
+        '$ref eq "x"',
+        # shapes the fast path must leave to the parser, which refuses them
+        'not eq "x"', 'and eq "x"', 'userName pr "x"', 'userName xx "x"', 'a.b.c eq "x"',
+        'userName eq "\\u0000"', 'userName eq "\\ud800"', 'userName eq "x" and', '1a eq "x"',
+        'user-name eq "x"', 'userName eq "x\\"',
+    ],
+)
+def test_the_one_comparison_shortcut_parses_as_the_parser_does(text):
+    """parse_filter reads `attr op "string"` without the tokenizer (the lookup every IdP
+    sends before a write); RFC 7644 §3.4.2.2 has one meaning for it, the parser's."""
+    from scimsync.scim.filtering.parser import _Parser, tokenize
+
+    try:
+        expected = _Parser(tokenize(text)).parse()
+    except FilterError as error:
+        with pytest.raises(FilterError) as raised:
+            parse_filter(text)
+        assert str(raised.value) == str(error)  # the parser's own message
+        return
+    assert parse_filter(text) == expected
+
+
+@given(
+    attr=st.from_regex(r"[A-Za-z$][\w:.$-]{0,12}", fullmatch=True),
+    op=st.sampled_from(["eq", "EQ", "ne", "co", "Sw", "ew", "gt", "ge", "lt", "le", "pr", "and", "xx"]),
+    literal=st.text(max_size=12).map(lambda t: json.dumps(t)),
+    spaces=st.tuples(*[st.sampled_from(["", " ", "  ", "\t", "\u3000"])] * 4),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_one_comparison_shortcut_agrees_on_random_filters(attr, op, literal, spaces):
+    """The same, on random attribute names, operators, JSON strings and whitespace."""
+    from scimsync.scim.filtering.parser import _Parser, tokenize
+
+    text = f"{spaces[0]}{attr}{spaces[1] or ' '}{op}{spaces[2]}{literal}{spaces[3]}"
+    try:
+        expected = _Parser(tokenize(text)).parse()
+    except FilterError as error:
+        with pytest.raises(FilterError, match=re.escape(str(error))):
+            parse_filter(text)
+        return
+    assert parse_filter(text) == expected
 
 
 def test_filter_length_is_limited():

@@ -71,7 +71,31 @@ def parse_filter(text: str) -> Node:
         raise FilterError(f"filter is longer than {MAX_LENGTH} characters")
     if not text.strip():
         raise FilterError("empty filter")
-    return _Parser(tokenize(text)).parse()
+    return _one_comparison(text) or _Parser(tokenize(text)).parse()
+
+
+# `attrPath op "string"`, the filter IdPs send before nearly every write (userName eq
+# "…"), as tokenize() would split it: a word, a word, a string, nothing else.
+_ONE_COMPARISON = re.compile(r'\s*([A-Za-z$][\w:.$-]*)\s+([A-Za-z]+)\s*("(?:[^"\\]|\\.)*")\s*\Z')
+
+
+def _one_comparison(text: str) -> Compare | None:
+    """The Compare the parser would return for a filter of that shape, built without
+    tokens; None for any other filter and for one the parser would refuse, which the
+    parser then reads (and words its error). tests/unit/test_filter_parser.py holds the
+    two equal."""
+    match = _ONE_COMPARISON.match(text)
+    if match is None:
+        return None
+    attr, op, literal = match.groups()
+    op = op.lower()
+    if attr.lower() in _KEYWORDS or op not in COMPARE_OPS:
+        return None
+    try:
+        return Compare(_attr_ref(Token("word", attr, match.start(1))), op,
+                       _string(Token("string", literal, match.start(3))))
+    except FilterError:
+        return None
 
 
 class _Parser:
@@ -217,7 +241,8 @@ def _attr_ref(token: Token) -> AttrRef:
 def _string(token: Token) -> str:
     """Decode a JSON string literal; NULs and lone surrogates would break the database."""
     try:
-        value = json.loads(token.text, strict=False)
+        # Without a backslash a JSON string is its text (strict=False takes control characters).
+        value = json.loads(token.text, strict=False) if "\\" in token.text else token.text[1:-1]
         value.encode("utf-8")
     except (ValueError, UnicodeEncodeError):
         raise FilterError(f"invalid string {token.text} at position {token.pos}") from None
