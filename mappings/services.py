@@ -104,16 +104,14 @@ def connection_authenticate(plaintext: str, *, along: tuple[str, list] | None = 
     """
     import hmac
 
-    from django.db import connection as db
-
     if not plaintext.startswith(ScimToken.PREFIX):
         return None
     digest = ScimToken.digest_of(plaintext)
     now = timezone.now()
-    extra = ("t.id", "t.digest", "(t.last_used_at IS NULL OR t.last_used_at < %s)", *_CONFIGURATION_COLUMNS[db.vendor])
+    extra = ("t.id", "t.digest", "(t.last_used_at IS NULL OR t.last_used_at < %s)", *_CONFIGURATION_COLUMNS[rawsql.vendor()])
     names = ("token_id", "token_digest", "token_stale", "mappings_json", "custom_names_json")
     params = [now - timedelta(minutes=1)]
-    if along is not None and db.vendor == "postgresql":
+    if along is not None and rawsql.vendor() == "postgresql":
         extra, names = (*extra, along[0]), (*names, "along")
         params += along[1]
     select, fetch = rawsql.select_rows(Connection, "c", extra)

@@ -30,6 +30,14 @@ M = TypeVar("M", bound=models.Model)
 
 
 @functools.cache
+def vendor() -> str:
+    """The default database's vendor ("postgresql", "sqlite"), fixed for the process. Each
+    read of `django.db.connection.vendor` goes through a thread-local lookup, and the
+    hot paths ask several times per request which SQL to write."""
+    return connections[DEFAULT_DB_ALIAS].vendor
+
+
+@functools.cache
 def select_list(model: type[models.Model], alias: str) -> str:
     """`alias."col1", alias."col2", ...` for every concrete field, in _meta.concrete_fields order."""
     return ", ".join(f"{alias}.{db.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
@@ -62,18 +70,20 @@ def fetch(model: type[M], sql: str, params: Sequence, *, extra: Sequence[str] = 
     return found
 
 
-def loaded(model: type[M], alias: str, values: Sequence) -> M:
+def loaded(model: type[M], alias: str, values: Sequence, attnames: Sequence[str] | None = None) -> M:
     """What `model.from_db(alias, None, values)` returns, built in a third of its time.
 
     Model.__init__ sets each of a user's 48 fields through setattr and sends
     pre_init and post_init; a PATCH builds some twenty instances (the user and its
     attribute states), where that showed. This fills the instance's __dict__ with the
     attnames directly, as __init__ ends up doing for concrete fields, and falls back
-    to from_db for a model with init signal receivers (none here today).
+    to from_db for a model with init signal receivers (none here today). With
+    `attnames`, `values` are those fields only and the others are deferred, as
+    from_db(alias, attnames, values) leaves them.
     """
-    attnames = _attnames(model)
-    if attnames is None:
-        return model.from_db(alias, None, values)
+    if _attnames(model) is None:
+        return model.from_db(alias, attnames, values)
+    attnames = attnames or _attnames(model)
     obj = model.__new__(model)
     state = ModelState()
     state.adding = False
@@ -189,7 +199,7 @@ def from_json_rows(model: type[M], rows: Sequence[Sequence], *, extra: Sequence[
     (`_state.adding` False); each extra value set as an attribute of its name."""
     readers = _json_readers(model)
     width = len(model._meta.concrete_fields)
-    alias = connections[DEFAULT_DB_ALIAS].alias
+    alias = DEFAULT_DB_ALIAS  # the connection these rows came from (fetch_json's)
     found = []
     for row in rows:
         values = list(row[:width])
@@ -208,7 +218,7 @@ def select_rows(model: type[models.Model], alias: str, extra: Sequence[str] = ()
     """(SELECT list, the function that reads its rows) for a model's rows plus `extra`
     expressions: one JSON array per row on PostgreSQL (fetch_json), the columns on
     other databases (fetch). Either reader takes (model, sql, params, extra=names)."""
-    if db.vendor == "postgresql":
+    if vendor() == "postgresql":
         return f"{json_row_sql(model, alias, tuple(extra))}::text", fetch_json
     return ", ".join([select_list(model, alias), *extra]), fetch
 

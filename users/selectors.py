@@ -56,7 +56,7 @@ def users_with_relations(
     On PostgreSQL each row comes back as one JSON array (scimsync.rawsql.fetch_json),
     which costs a fraction of reading 48 columns one by one.
     """
-    postgres = db.vendor == "postgresql"
+    postgres = rawsql.vendor() == "postgresql"
     select, fetch = rawsql.select_rows(User, "u", ("mgr.scim_id", _GROUPS_JSON if postgres else _GROUPS_TEXT))
     sql = (
         f"SELECT {select} {_USERS_WITH_MANAGER} WHERE {where} ORDER BY u.id"
@@ -105,7 +105,8 @@ def _attach_relations(user: User) -> None:
     manager = None
     if user.manager_id is not None:
         # A deferred instance: what a document or a sync reads of the manager.
-        manager = User.from_db(db.alias, ["id", "scim_id"], [user.manager_id, _uuid(user.manager_scim_id)])
+        manager = rawsql.loaded(User, user._state.db, [user.manager_id, _uuid(user.manager_scim_id)],
+                                ("id", "scim_id"))
     User.manager.field.set_cached_value(user, manager)
     user.group_refs = [(_uuid(scim_id), name) for scim_id, name in user.group_rows or []]
 

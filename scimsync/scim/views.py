@@ -31,7 +31,7 @@ from django_scim import exceptions as scim_exceptions
 from django_scim.views import SCIMView
 
 from mappings.catalogue import all_attributes
-from scimsync import request_log
+from scimsync import rawsql, request_log
 from scimsync.batch import Batch, Conflict
 from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
@@ -480,7 +480,7 @@ class UsersView(ResourceView):
         request a connection makes most): its users read by the token's statement, on
         PostgreSQL. A statement costs more CPU here than the lookup in it; the users are
         those of the token's connection (`c.id`), and nothing is read for a bad token."""
-        if request.method != "GET" or kwargs.get("uuid") or db.vendor != "postgresql":
+        if request.method != "GET" or kwargs.get("uuid") or rawsql.vendor() != "postgresql":
             return None
         try:
             inputs = self.list_inputs(request.GET)
