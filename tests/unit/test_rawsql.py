@@ -107,3 +107,70 @@ def test_rows_read_as_json_equal_what_the_orm_reads(connection):
     stored = Connection.objects.get(pk=connection.pk)
     for field in Connection._meta.concrete_fields:
         assert getattr(authenticated, field.attname) == getattr(stored, field.attname), field.name
+
+
+def test_loaded_instances_behave_as_from_db_builds_them(connection):
+    """rawsql.loaded stands in for Model.from_db on the hot path: same state, same deferral,
+    and a save of what it built is an UPDATE of that row, not a second INSERT."""
+    from django.db import DEFAULT_DB_ALIAS
+
+    user = services.user_provision(connection=connection, received={"user_name": "ada", "title": "Analyst"},
+                                   extras={}, actor=services.Actor("test"))
+    row = [getattr(user, f.attname) for f in User._meta.concrete_fields]
+    built, expected = rawsql.loaded(User, DEFAULT_DB_ALIAS, row), User.from_db(DEFAULT_DB_ALIAS, None, row)
+    assert (built._state.adding, built._state.db) == (expected._state.adding, expected._state.db) == (False, "default")
+    assert built.get_deferred_fields() == expected.get_deferred_fields() == set()
+    assert built == expected and built.title == "Analyst"
+    built.title = "Lead"
+    built.save()
+    assert User.objects.filter(connection=connection).count() == 1
+    assert User.objects.get(pk=user.pk).title == "Lead"
+
+    stub = rawsql.loaded(User, DEFAULT_DB_ALIAS, [user.pk, user.scim_id], ("id", "scim_id"))
+    expected = User.from_db(DEFAULT_DB_ALIAS, ["id", "scim_id"], [user.pk, user.scim_id])
+    assert stub.get_deferred_fields() == expected.get_deferred_fields() != set()
+    assert stub.title == "Lead"  # a deferred field loads on access, as from_db's does
+
+
+def test_execute_reports_errors_as_django_does_and_is_seen_by_query_capture(connection):
+    """rawsql.execute bypasses Django's cursor wrapper on PostgreSQL; a failing statement must
+    still raise django.db.IntegrityError and leave the atomic block needing a rollback (so
+    nothing half-done is committed), and recorded queries (assertNumQueries) still see it."""
+    from django.db import IntegrityError, transaction
+    from django.db import connection as db
+    from django.db.transaction import TransactionManagementError
+    from django.test.utils import CaptureQueriesContext
+
+    services.user_provision(connection=connection, received={"user_name": "ada"}, extras={},
+                            actor=services.Actor("test"))
+    taken = ("INSERT INTO users_user (password, is_superuser, scim_id, user_name, user_name_key, external_id, "
+             "is_active, is_staff, display_name, given_name, family_name, middle_name, formatted_name, "
+             "honorific_prefix, honorific_suffix, nick_name, profile_url, title, user_type, "
+             "preferred_language, locale, timezone, email_work, email_home, email_other, phone_work, "
+             "phone_mobile, phone_home, phone_fax, phone_other, employee_number, cost_center, organization, "
+             "division, department, custom_attributes, scim_extras, date_joined, updated_at, version, "
+             "connection_id) VALUES ('', false, %s, 'ADA', 'ada', '', true, false, '', '', '', '', '', '', "
+             "'', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '{}', "
+             "'{}', %s, %s, 1, %s)")
+    import uuid
+
+    def row():  # a new scim_id, the same userName; as each database takes the values
+        scim_id = User._meta.get_field("scim_id").get_db_prep_value(uuid.uuid4(), db)
+        now = User._meta.get_field("updated_at").get_db_prep_value(dt.datetime.now(dt.timezone.utc), db)
+        return [scim_id, now, now, connection.pk]
+
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            with transaction.atomic():  # a savepoint: its rollback leaves the transaction usable
+                rawsql.execute(taken, row())
+        assert rawsql.execute("SELECT 1", []) == [(1,)]
+        with pytest.raises(IntegrityError):
+            with transaction.atomic(savepoint=False):  # no savepoint: the whole transaction must go
+                rawsql.execute(taken, row())
+        with pytest.raises(TransactionManagementError):
+            rawsql.execute("SELECT 1", [])
+    assert User.objects.filter(connection=connection).count() == 1
+    assert rawsql.execute("SELECT 1", []) == [(1,)]
+    with CaptureQueriesContext(db) as captured:
+        rawsql.execute("SELECT 2", [])
+    assert [q["sql"] for q in captured.captured_queries] == ["SELECT 2"]
