@@ -26,14 +26,13 @@ path); elsewhere the ORM is clearer.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections
 from django.db import models
 
-from scimsync import rawsql
+from scimsync import fastjson, rawsql
 
 
 class Conflict(IntegrityError):
@@ -115,8 +114,8 @@ def _execute_as_one_statement(conn, writes: list[_Write]) -> None:
             continue
         fk = write.parent[0] if write.parent else None
         columns = _columns(write.model, write.fields if write.kind == "update" else None, fk)
-        params.append(json.dumps([{column: encode(obj) for column, encode in columns} for obj in write.objs],
-                                 ensure_ascii=False))
+        rows = [{column: encode(obj) for column, encode in columns} for obj in write.objs]
+        params.append(fastjson.dumps_text(rows))
         if write.kind == "update":
             one = len(write.objs) == 1
             params.append(write.objs[0].pk if one else [obj.pk for obj in write.objs])

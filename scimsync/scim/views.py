@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, OperationalError, transaction
@@ -31,7 +30,7 @@ from django_scim import exceptions as scim_exceptions
 from django_scim.views import SCIMView
 
 from mappings.catalogue import all_attributes
-from scimsync import rawsql, request_log
+from scimsync import fastjson, rawsql, request_log
 from scimsync.batch import Batch, Conflict
 from scimsync.scim import discovery, errors, projection
 from scimsync.scim.adapters import SCIMGroupAdapter, SCIMUserAdapter, etag_of
@@ -53,21 +52,11 @@ _JSON_TYPES = {"application/scim+json", "application/json", ""}
 
 
 def scim_response(doc: dict | None, status: int = 200, **headers) -> HttpResponse:
-    content = b"" if doc is None else encode_json(doc)
+    content = b"" if doc is None else fastjson.dumps(doc)  # a 100-user page is ~250 KB
     response = HttpResponse(content, status=status, content_type=SCIM_CONTENT_TYPE)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
-
-
-def encode_json(doc) -> bytes:
-    """`doc` as compact UTF-8 JSON. orjson is some fifteen times faster than json.dumps
-    here (a 100-user page is ~250 KB); it refuses what JSON allows but it does not, an
-    integer beyond 64 bits (an IdP's extension may send one), and json writes that."""
-    try:
-        return orjson.dumps(doc)
-    except orjson.JSONEncodeError:
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def empty_response(status: int, **headers) -> HttpResponse:
