@@ -10,6 +10,7 @@ import json
 import logging
 
 from mappings.catalogue import catalogue_snapshot
+from scimsync import rawsql
 from scimsync.batch import Batch
 from scimsync.models import ScimRequestLog
 from scimsync.sync.decode import decode_user_write
@@ -82,7 +83,8 @@ def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> Sci
     if is_user_write and status < 400:
         decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
                                     pushed=getattr(request, "scim_pushed", None))
-    return ScimRequestLog(
+    return rawsql.new(
+        ScimRequestLog,
         # With the query string: of a refused GET, the filter is what tells what went wrong.
         connection_id=connection_id, method=request.method, path=_storable(request.get_full_path())[:500],
         status=status, detail=_storable(str(detail))[:2000], decoded=decoded,

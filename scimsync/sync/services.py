@@ -75,7 +75,7 @@ class _StateBook:
 
     def get_or_new(self, name: str) -> AttributeState:
         if name not in self.rows:
-            self.rows[name] = AttributeState(user=self.user, attribute=name)
+            self.rows[name] = rawsql.new(AttributeState, user=self.user, attribute=name)
         self.touched.add(name)
         return self.rows[name]
 
@@ -147,8 +147,8 @@ def _journal(
 ) -> JournalEntry:
     """The journal entry of a change and its per-attribute changes; with `batch`, as part
     of it (`user_ref`: the batch inserts the user too)."""
-    entry = JournalEntry(
-        user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
+    entry = rawsql.new(
+        JournalEntry, user=user, user_name=user.user_name, connection_id=user.connection_id, kind=kind,
         source=actor.label, actor=actor.user, sync_run=actor.sync_run,
     )
     for change in changes:
@@ -192,8 +192,8 @@ def _sync_mapped(user: User, book: _StateBook, ownership: Ownership, attrs: list
             write_value(user, attribute, state.idp_value)
             lost = state.has_local_edit
             changes.append(
-                JournalChange(
-                    attribute=attribute.short_name, old_value=current, new_value=state.idp_value,
+                rawsql.new(
+                    JournalChange, attribute=attribute.short_name, old_value=current, new_value=state.idp_value,
                     outcome=JournalChange.Outcome.LOST_EDIT if lost else JournalChange.Outcome.APPLIED,
                     lost_edit=lost, lost_edit_by_label=state.local_edit_by_label,
                     lost_edit_at=state.local_edit_at,
@@ -219,8 +219,8 @@ def _record_idp_values(
             current = read_value(user, attribute)
             if not same_value(current, value) and not (state.idp_sent and same_value(state.idp_value, value)):
                 kept_local.append(
-                    JournalChange(
-                        attribute=name, old_value=current, new_value=value,
+                    rawsql.new(
+                        JournalChange, attribute=name, old_value=current, new_value=value,
                         outcome=JournalChange.Outcome.KEPT_LOCAL,
                     )
                 )
@@ -259,14 +259,14 @@ def user_provision(
     """
     now = timezone.now()
     ownership = Ownership.for_connection(connection)
-    user = User(connection=connection, user_name=received["user_name"], scim_extras=extras)
+    user = rawsql.new(User, connection=connection, user_name=received["user_name"], scim_extras=extras)
     user.set_unusable_password()
     changes: list[JournalChange] = []
     for name, value in received.items():
         attribute = get_attribute(name)
         if ownership.applies_on_create(attribute) and normalize(value) is not None:
             write_value(user, attribute, value)
-            changes.append(JournalChange(attribute=name, old_value=None, new_value=normalize(value)))
+            changes.append(rawsql.new(JournalChange, attribute=name, old_value=None, new_value=normalize(value)))
     user.user_name_key = name_key(user.user_name)  # what User.save() does; a batch skips save()
     own = batch is None
     batch = Batch() if own else batch

@@ -174,3 +174,35 @@ def test_execute_reports_errors_as_django_does_and_is_seen_by_query_capture(conn
     with CaptureQueriesContext(db) as captured:
         rawsql.execute("SELECT 2", [])
     assert [q["sql"] for q in captured.captured_queries] == ["SELECT 2"]
+
+
+def test_new_instances_equal_what_the_constructor_builds(connection):
+    """rawsql.new stands in for Model(**values) when a push builds its rows: same field
+    values (defaults included), same relation cache, unsaved; a name that is no field
+    goes to the constructor, which refuses it as before."""
+    from scimsync.models import AttributeState, ScimRequestLog
+
+    owner = User(connection=connection, user_name="ada")
+    cases = [
+        (AttributeState, {"user": owner, "attribute": "title"}),
+        (JournalChange, {"attribute": "title", "old_value": None, "new_value": {"a": 1},
+                         "outcome": JournalChange.Outcome.KEPT_LOCAL}),
+        (JournalEntry, {"user": owner, "user_name": "ada", "connection_id": connection.pk, "kind": "push",
+                        "source": "SCIM PATCH", "actor": None, "sync_run": None}),
+        (ScimRequestLog, {"connection_id": connection.pk, "method": "PATCH", "path": "/x", "status": 200}),
+        (User, {"connection": connection, "user_name": "bob", "scim_extras": {"entries": {}}}),
+    ]
+    volatile = {"created_at", "date_joined", "updated_at", "scim_id"}  # now() and uuid4() at each call
+    for model, values in cases:
+        built, expected = rawsql.new(model, **values), model(**values)
+        for field in model._meta.concrete_fields:
+            if field.attname not in volatile:
+                assert getattr(built, field.attname) == getattr(expected, field.attname), (model, field.name)
+        assert built._state.adding and built.pk is None
+        for name, value in values.items():
+            assert getattr(built, name) == value
+    assert rawsql.new(AttributeState, user=owner, attribute="x").user is owner  # no query for the relation
+    first, second = rawsql.new(User, user_name="a"), rawsql.new(User, user_name="b")
+    assert first.custom_attributes is not second.custom_attributes  # a callable default is called anew
+    with pytest.raises(TypeError):
+        rawsql.new(AttributeState, no_such_field=1)
