@@ -322,6 +322,10 @@ def _within_column(value: str, field: str, label: str) -> str:
     limit = Group._meta.get_field(field).max_length
     if len(value) > limit:
         raise errors.invalid_value(f"{label} is {len(value)} characters long; the limit is {limit}")
+    if field == "display_name" and len(name_key(value)) > Group._meta.get_field("display_name_key").max_length:
+        # Case folding lengthens some text ("ß" is "ss"); the uniqueness key has a column too.
+        raise errors.invalid_value(f"{label} is longer than {limit} characters once case-folded, "
+                                   "as group names are compared")
     return value
 
 

@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from mappings.catalogue import ADDRESS_FIELDS, Attribute, Kind, Slot
-from users.models import User
+from users.models import User, name_key
 
 
 class InvalidValue(ValueError):
@@ -101,6 +101,8 @@ def write_value(user: User, attribute: Attribute, value: Any) -> None:
     else:
         field = User._meta.get_field(_field(attribute))
         _check_string(attribute, value, max_length=field.max_length)
+        if field.name == "user_name" and value is not None:
+            _check_name_key(attribute, value)
         setattr(user, field.name, value or "")
 
 
@@ -118,6 +120,15 @@ def _check_string(attribute: Attribute, value: Any, *, max_length: int | None) -
         raise InvalidValue(attribute, f"is {len(value)} characters long; the limit is {max_length}")
     if "\x00" in value:
         raise InvalidValue(attribute, "must not contain NUL characters")
+
+
+def _check_name_key(attribute: Attribute, value: str) -> None:
+    """The userName's uniqueness key (users.models.name_key) must fit its column too:
+    case folding lengthens some text ("ß" is "ss"), so 255 characters can become more."""
+    limit = User._meta.get_field("user_name_key").max_length
+    if len(name_key(value)) > limit:
+        raise InvalidValue(attribute, f"is longer than {limit} characters once case-folded, as userNames are "
+                                      "compared (RFC 7643 §4.1.1)")
 
 
 def _resolve_manager(user: User, attribute: Attribute, value: Any) -> User | None:

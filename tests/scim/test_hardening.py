@@ -231,3 +231,21 @@ def test_a_failed_write_with_nul_in_its_path_is_still_logged(scim, connection):
     (row,) = ScimRequestLog.objects.filter(connection=connection)
     assert (row.method, row.status, row.path) == ("PUT", 404, "/scim/v2/Users/%00")
     assert "\x00" not in row.detail and "\N{REPLACEMENT CHARACTER}" in row.detail
+
+
+@pytest.mark.parametrize("name", ["ß" * 200, "ﬃ" * 100, "\u0344" * 200])
+def test_a_name_that_folds_longer_than_its_column_is_refused(scim, name):
+    """No 500 for a value a column cannot hold: userName and displayName are compared
+    case-insensitively (RFC 7643 §4.1.1) through a case-folded key of at most 255
+    characters, and folding lengthens some text ("ß" is "ss"). 400, nothing stored."""
+    assert len(name) <= 255
+    _assert_scim_error(scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": name}), 400, "invalidValue")
+    assert scim.get("/Users").json()["totalResults"] == 0
+    user = _user(scim)
+    renamed = scim.patch(f"/Users/{user['id']}", [{"op": "replace", "path": "userName", "value": name}])
+    _assert_scim_error(renamed, 400, "invalidValue")
+    assert scim.get(f"/Users/{user['id']}").json()["userName"] == "ada"
+    _assert_scim_error(scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": name}), 400, "invalidValue")
+    assert scim.get("/Groups").json()["totalResults"] == 0
+    fits = "ß" * 127  # 254 once folded
+    assert scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": fits}).status_code == 201
