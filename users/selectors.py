@@ -49,14 +49,20 @@ def users_with_relations(
     `user.manager.scim_id` needs no query) and `group_refs`, a list of
     (group SCIM id, displayName). With `lock`, the rows are locked FOR UPDATE
     (PostgreSQL; SQLite serialises writers anyway); the caller holds the transaction.
-    Rows that belong to the user (its attribute states) must be read by a later
-    statement: in READ COMMITTED, a statement that waited for the lock returns the
-    row as the writer left it but reads everything else as of its own start.
+    Everything but the locked row must be read by a later statement: in READ
+    COMMITTED, a statement that waited for the lock returns the row as the writer
+    left it but reads everything else as of its own start (the manager joined for
+    the manager_id the writer set is not found, and a group joined meanwhile is
+    missing). So on PostgreSQL a locking read returns the rows alone, marked
+    `relations_pending`, and attribute_states_of(), which every write reads next,
+    reads their relations with their states.
 
     On PostgreSQL each row comes back as one JSON array (scimsync.rawsql.fetch_json),
     which costs a fraction of reading 48 columns one by one.
     """
     postgres = rawsql.vendor() == "postgresql"
+    if lock and postgres:
+        return _lock_rows(where, params)
     select, fetch = rawsql.select_rows(User, "u", ("mgr.scim_id", _GROUPS_JSON if postgres else _GROUPS_TEXT))
     sql = (
         f"SELECT {select} {_USERS_WITH_MANAGER} WHERE {where} ORDER BY u.id"
@@ -70,6 +76,14 @@ def users_with_relations(
         if not postgres:  # JSON text there
             user.group_rows = json.loads(user.group_rows or "[]")
         _attach_relations(user)
+    return users
+
+
+def _lock_rows(where: str, params: list) -> list[User]:
+    select, fetch = rawsql.select_rows(User, "u")
+    users = fetch(User, f"SELECT {select} FROM {_USERS} u WHERE {where} ORDER BY u.id FOR UPDATE", params)
+    for user in users:
+        user.relations_pending = True
     return users
 
 
@@ -95,10 +109,28 @@ def users_from_json(rows: list | None) -> list[User]:
 def attribute_states_of(user: User) -> list[AttributeState]:
     """The AttributeState rows of one user. A raw query: every SCIM push reads them,
     and the ORM spent more time building this SELECT than the database answering it
-    (on PostgreSQL one JSON array per row, as users_with_relations reads users)."""
+    (on PostgreSQL one JSON array per row, as users_with_relations reads users).
+
+    A user users_with_relations(lock=True) locked (`relations_pending`) gets its
+    manager and groups from the same statement, read after the lock was taken."""
+    if getattr(user, "relations_pending", False):
+        return _states_and_relations(user)
     select, fetch = rawsql.select_rows(AttributeState, "s")
     return fetch(AttributeState, f"SELECT {select} FROM {AttributeState._meta.db_table} s WHERE s.user_id = %s",
                  [user.pk])
+
+
+def _states_and_relations(user: User) -> list[AttributeState]:
+    states = f"(SELECT json_agg({rawsql.json_row_sql(AttributeState, 's')}) FROM {AttributeState._meta.db_table} s " \
+             f"WHERE s.user_id = u.id)"
+    ((states_json, manager_scim_id, group_rows),) = rawsql.execute(
+        f"SELECT {states}::text, mgr.scim_id::text, {_GROUPS_JSON}::text {_USERS_WITH_MANAGER} WHERE u.id = %s",
+        [user.pk],
+    )
+    user.manager_scim_id, user.group_rows = manager_scim_id, json.loads(group_rows or "[]")
+    _attach_relations(user)
+    user.relations_pending = False
+    return rawsql.from_json_rows(AttributeState, json.loads(states_json or "[]"))
 
 
 def _attach_relations(user: User) -> None:

@@ -85,3 +85,39 @@ def test_a_reference_to_a_user_deleted_meanwhile_is_a_400_not_a_500(scim):
     assert set(statuses) <= {201, 204, 400}, sorted(statuses)
     # Whatever won, nothing points at a user that is gone.
     assert not User.objects.filter(manager__isnull=False).exclude(manager__in=User.objects.all()).exists()
+
+
+def test_writes_of_a_user_whose_manager_is_changing_read_the_manager_after_the_lock(scim):
+    """Two writes of one user, one of them changing its manager: the one that waited for the
+    row lock must see the manager the other set (in READ COMMITTED a statement that waited
+    sees the locked row anew but joined rows as of its start, and the new manager was missing
+    there: a 500). Every write answers 200, each response names the manager stored then, and
+    the user's groups come back as they are."""
+    def user(name, **extra):
+        return scim.post("/Users", {"schemas": [USER_SCHEMA, ENTERPRISE], "userName": name, **extra}).json()["id"]
+
+    managers = [user("m1"), user("m2")]
+    employee = user("emp", **{ENTERPRISE: {"manager": {"value": managers[0]}}})
+    team = scim.post("/Groups", {"schemas": [GROUP], "displayName": "team", "members": [{"value": employee}]})
+    assert team.status_code == 201, team.text
+    url = f"/Users/{employee}"
+
+    def change_manager(i):
+        return _client(scim).patch(url, [{"op": "replace", "path": f"{ENTERPRISE}:manager",
+                                          "value": managers[i % 2]}])
+
+    def change_title(i):
+        return _client(scim).patch(url, [{"op": "replace", "path": "title", "value": f"t{i}"}])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(change_manager, i) for i in range(30)] + [pool.submit(change_title, i) for i in range(30)]
+        responses = [f.result() for f in futures]
+    assert [r.status_code for r in responses] == [200] * 60, sorted({r.status_code for r in responses})
+    for r in responses:
+        body = r.json()
+        assert body[ENTERPRISE]["manager"]["value"] in managers
+        assert [g["display"] for g in body["groups"]] == ["team"]
+    stored = User.objects.get(scim_id=employee)
+    assert str(stored.manager.scim_id) == scim.get(url).json()[ENTERPRISE]["manager"]["value"]
+    titles = [r.json()["meta"]["version"] for r in responses[30:]]
+    assert len(set(titles)) == 30  # each title change a version of its own: none lost or merged
