@@ -1,7 +1,14 @@
-"""The application's URLs plus /bench/reference, a bare view returning a small JSON body."""
+"""The application's URLs plus /bench/reference, a bare view returning a small JSON body.
+
+The application's patterns are listed here as they are, not through an include(): a
+SCIM request then resolves through the same levels as in production (ROOT_URLCONF =
+scimsync.urls), and the error handlers are production's too.
+"""
 
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import path
+
+from scimsync import urls as production
 
 
 def reference(request):
@@ -11,5 +18,8 @@ def reference(request):
 
 urlpatterns = [
     path("bench/reference", reference, name="bench-reference"),
-    path("", include("scimsync.urls")),
+    *production.urlpatterns,
 ]
+
+handler400 = production.handler400
+handler500 = production.handler500
