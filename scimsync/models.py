@@ -18,25 +18,39 @@ class AttributeState(models.Model):
     recomputed by every service that changes its inputs.
     """
 
+    # No index of its own: unique_attribute_state (user, attribute) starts with it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attribute_states"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attribute_states", db_index=False
     )
     attribute = models.CharField(max_length=150)
     idp_value = models.JSONField(null=True, blank=True)
     idp_received_at = models.DateTimeField(null=True, blank=True)
     local_edit_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,  # partial index below
     )
     local_edit_by_label = models.CharField(max_length=150, blank=True)
     local_edit_at = models.DateTimeField(null=True, blank=True)
     local_edit_before = models.JSONField(null=True, blank=True)
-    at_risk = models.BooleanField(default=False, db_index=True)
+    at_risk = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "attribute"], name="unique_attribute_state"),
         ]
-        indexes = [models.Index(fields=["attribute", "at_risk"])]
+        # A user has some twenty of these rows, each written by the POST that provisions it,
+        # so every index costs twenty insertions per create. The flags and local edits that
+        # lists look for are few: partial indexes hold only those rows, and a push that sets
+        # none writes no entry in them (docs/benchmarks.md, "Indexes").
+        indexes = [
+            # A mapping change reads one attribute of every user of a connection.
+            models.Index(fields=["attribute"], name="attribute_state_attr_idx"),
+            # At-risk counts per user (lists), per connection (dashboard) and the report.
+            models.Index(fields=["user"], condition=models.Q(at_risk=True), name="attribute_state_at_risk_idx"),
+            # ON DELETE SET NULL of a local account that made edits.
+            models.Index(fields=["local_edit_by"], condition=models.Q(local_edit_by__isnull=False),
+                         name="attribute_state_edit_by_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.attribute}"
@@ -73,17 +87,24 @@ class JournalEntry(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # What did it: "SCIM PATCH", "sync run 12", "admin alice".
     source = models.CharField(max_length=150)
+    # Empty on every push: partial indexes (below) instead of one entry per journal row.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
     sync_run = models.ForeignKey(
-        "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="journal"
+        "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="journal", db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "journal entries"
+        indexes = [
+            models.Index(fields=["actor"], condition=models.Q(actor__isnull=False), name="journal_entry_actor_idx"),
+            models.Index(fields=["sync_run"], condition=models.Q(sync_run__isnull=False),
+                         name="journal_entry_sync_run_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.user_name} by {self.source}"
@@ -107,13 +128,15 @@ class JournalChange(models.Model):
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.APPLIED)
     old_value = models.JSONField(null=True, blank=True)
     new_value = models.JSONField(null=True, blank=True)
-    lost_edit = models.BooleanField(default=False, db_index=True)
+    lost_edit = models.BooleanField(default=False)
     lost_edit_by_label = models.CharField(max_length=150, blank=True)
     lost_edit_at = models.DateTimeField(null=True, blank=True)
     restored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        # Lost edits are a few of the changes: a partial index, which other changes skip.
+        indexes = [models.Index(fields=["entry"], condition=models.Q(lost_edit=True), name="journal_change_lost_idx")]
 
 
 class SyncRun(models.Model):
@@ -209,8 +232,9 @@ class ScimRequestLog(models.Model):
     would double the database writes of a sync cycle for little insight.
     """
 
+    # No index of its own: (connection, created_at) below starts with it.
     connection = models.ForeignKey(
-        "mappings.Connection", null=True, on_delete=models.CASCADE, related_name="request_log"
+        "mappings.Connection", null=True, on_delete=models.CASCADE, related_name="request_log", db_index=False
     )
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)

@@ -113,3 +113,19 @@ def test_a_connection_whose_users_are_gone_can_be_deleted(connection):
     assert _bucket_total(connection) == 0
     Connection.objects.filter(pk=connection.pk).delete()
     assert not UserPageBucket.objects.exists()
+
+
+def test_the_bucket_triggers_survive_every_migration():
+    """The page index is only as good as its triggers (users.0004). On SQLite a later migration
+    that alters a users_user column rebuilds the table, and the rebuild drops its triggers
+    silently: every list page past the first then comes back empty. Such a migration must
+    create them again (users.0004's SQLITE statements)."""
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'users_user'::regclass AND NOT tgisinternal")
+        else:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'users_user'")
+        found = {name for (name,) in cursor.fetchall()}
+    assert found == {"users_page_buckets_insert", "users_page_buckets_delete", "users_page_buckets_update"}
