@@ -71,6 +71,56 @@ def _per_request(total: float | None, n: int) -> str:
     return "—" if total is None or not n else f"{total / n * 1000:.1f}"
 
 
+def _cpu_ms(r: Result) -> tuple[float, float, float] | None:
+    """(gunicorn, PostgreSQL, client) CPU milliseconds per request, None when not measured."""
+    if None in (r.server_cpu, r.db_cpu) or not r.requests:
+        return None
+    return tuple(x * 1000 / r.requests for x in (r.server_cpu, r.db_cpu, r.client_cpu))  # type: ignore[return-value]
+
+
+def _budget_table(ordered: list[Result], refs: dict[int, Result]) -> list[str]:
+    """Where a scenario with a share-of-reference target stands in CPU: what it may spend per
+    request to reach the target, and what is left of that for scimsync's own Python once
+    PostgreSQL, the load generator and the framework (the reference's gunicorn CPU: HTTP,
+    Django's handler and middleware, which every request pays) have taken theirs.
+
+    On a machine the server shares with its clients, requests/s is roughly the CPU the run
+    keeps busy over the CPU per request, and both runs keep it about equally busy; so
+    reaching a share s of the reference's requests/s means spending at most 1/s of its CPU
+    per request. An estimate, informational like the table above.
+    """
+    rows = []
+    for r in ordered:
+        target = TARGETS[r.key].min_share_of_reference
+        ref = refs.get(r.users)
+        mine, theirs = _cpu_ms(r), ref and _cpu_ms(ref)
+        if target is None or mine is None or not theirs:
+            continue
+        budget = sum(theirs) / target
+        framework = theirs[0]
+        gunicorn, postgres, client = mine
+        rows.append(
+            f"| {_users(r.users)} | {r.key} | {target:.0%} | {budget:.2f} | {sum(mine):.2f} | {postgres:.2f} | "
+            f"{client:.2f} | {framework:.2f} | {budget - framework - postgres - client:.2f} | "
+            f"{gunicorn - framework:.2f} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "CPU budget of the share-of-reference targets, ms per request (estimate; see docs/benchmarks.md).",
+        "*Budget*: the reference's CPU per request (gunicorn + PostgreSQL + client) over the target share.",
+        "*Framework*: the reference's gunicorn CPU (HTTP, Django's handler and middleware). *Left for",
+        "scimsync's Python*: the budget less PostgreSQL, client and framework; *scimsync's Python now*: the",
+        "scenario's gunicorn CPU less the framework's (the sync engine, SCIM parsing and rendering, and",
+        "psycopg's side of every statement).",
+        "",
+        "| users | scenario | target | budget | used | PostgreSQL | client | framework | left for scimsync's Python | scimsync's Python now |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def render(results: list[Result], meta: dict) -> tuple[str, bool]:
     """The Markdown report and whether every target passed."""
     verdicts = judge(results)
@@ -123,6 +173,7 @@ def render(results: list[Result], meta: dict) -> tuple[str, bool]:
             f"{_per_request(r.db_cpu, r.requests)} | {_per_request(r.client_cpu, r.requests)} | {cpu_share} | "
             f"{statuses} | {r.errors} |"
         )
+    lines += _budget_table(ordered, refs)
     samples = [(r, s) for r in ordered for s in r.error_samples]
     if samples:
         lines += ["", "Sample bad responses:", ""]
