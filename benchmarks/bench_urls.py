@@ -12,7 +12,7 @@ from scimsync import urls as production
 
 
 def reference(request):
-    """The yardstick: the full middleware stack, no database, a small JSON body."""
+    """The yardstick: the full middleware stack (browser middleware included), no database, a small JSON body."""
     return JsonResponse({"status": "ok", "service": "scimsync", "items": [1, 2, 3]})
 
 

@@ -59,13 +59,15 @@ INSTALLED_APPS = [
     "scimsync",
 ]
 
+# Sessions, CSRF, the logged-in user and messages are Django's own, skipped under /scim/
+# (scimsync/middleware.py): an IdP's bearer-token request uses none of them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "scimsync.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "scimsync.middleware.CsrfViewMiddleware",
+    "scimsync.middleware.AuthenticationMiddleware",
+    "scimsync.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "scimsync.request_log.ScimRequestLogMiddleware",
 ]
