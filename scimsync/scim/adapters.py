@@ -52,8 +52,15 @@ def etag_of(obj) -> str:
 
 def collection_url(request, url_name: str) -> str:
     """The absolute URL of a collection with a trailing slash: an id appended is a location."""
-    path = _collection_path(url_name, get_script_prefix())
-    return path if request is None else base_location(request) + path
+    if request is None:
+        return _collection_path(url_name, get_script_prefix())
+    # Once per request and collection: a page of 100 users asks for one per user, manager
+    # and group, and get_script_prefix() is a thread-local lookup each time.
+    urls = request.__dict__.setdefault("_scim_collection_urls", {})
+    url = urls.get(url_name)
+    if url is None:
+        url = urls[url_name] = base_location(request) + _collection_path(url_name, get_script_prefix())
+    return url
 
 
 @functools.lru_cache(maxsize=64)
