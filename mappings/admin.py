@@ -31,7 +31,15 @@ OUTCOME_LABELS = {
     "applied": "applied",
     "kept_local": "recorded only; the product's value kept",
     "not_in_catalogue": "received, not in the catalogue (kept as sent)",
+    "overwrote_local_edit": "IdP value written over a local edit (see Lost edits)",
 }
+
+
+def _outcome_label(decoded: dict) -> str:
+    label = OUTCOME_LABELS.get(decoded["outcome"], decoded["outcome"])
+    if decoded.get("local_edit_by"):
+        label = label.replace("a local edit", f"{decoded['local_edit_by']}'s local edit")
+    return label
 
 
 def _short(value) -> str:
@@ -159,8 +167,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         def rows(log):
             decoded = format_html_join(
                 "", "<li>{}: {} — {}</li>",
-                ((d["attribute"], _short(d.get("value")), OUTCOME_LABELS.get(d["outcome"], d["outcome"]))
-                 for d in log.decoded),
+                ((d["attribute"], _short(d.get("value")), _outcome_label(d)) for d in log.decoded),
             )
             return (show_time(log.created_at), log.method, log.path, log.status,
                     log.detail, decoded)

@@ -240,7 +240,8 @@ class ScimRequestLog(models.Model):
     path = models.CharField(max_length=500)
     status = models.PositiveSmallIntegerField()
     detail = models.TextField(blank=True)
-    # [{"attribute": "title", "value": "Analyst", "outcome": "applied" | "kept_local" | "applied_on_create" | "not_in_catalogue"}]
+    # [{"attribute": "title", "value": "Analyst", "outcome": "applied" | "kept_local" | "applied_on_create" |
+    #   "not_in_catalogue" | "overwrote_local_edit" (then also "local_edit_by": whose edit was lost)}]
     decoded = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

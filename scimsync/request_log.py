@@ -82,7 +82,8 @@ def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> Sci
     is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
     if is_user_write and status < 400:
         decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
-                                    pushed=getattr(request, "scim_pushed", None))
+                                    pushed=getattr(request, "scim_pushed", None),
+                                    overwrote=getattr(request, "scim_overwrote", None))
     return rawsql.new(
         ScimRequestLog,
         # With the query string: of a refused GET, the filter is what tells what went wrong.

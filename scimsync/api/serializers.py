@@ -373,6 +373,7 @@ DECODED_OUTCOMES = [
     ("kept_local", "Product-owned: recorded as the IdP value only"),
     ("applied_on_create", "Seeded a new user (apply on_create)"),
     ("not_in_catalogue", "Received, not in the catalogue: kept as sent"),
+    ("overwrote_local_edit", "IdP-owned: the IdP value written over a local edit, journaled as a lost edit"),
 ]
 
 
@@ -380,6 +381,8 @@ class DecodedAttributeSerializer(serializers.Serializer):
     attribute = serializers.CharField(help_text="A catalogue short name, or the SCIM name of what is not in it.")
     value = serializers.JSONField(help_text="The value as the catalogue reads it; null: sent empty.")
     outcome = serializers.ChoiceField(choices=DECODED_OUTCOMES)
+    local_edit_by = serializers.CharField(
+        required=False, help_text="Of `overwrote_local_edit`: who made the local edit the push overwrote.")
 
 
 class RequestLogSerializer(serializers.ModelSerializer):

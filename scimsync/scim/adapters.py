@@ -175,7 +175,7 @@ class SCIMUserAdapter(SCIMMixin):
         if states is None:
             states = attribute_states_of(self.obj)
         try:
-            services.user_receive_push(
+            outcome = services.user_receive_push(
                 user=self.obj, received=received, extras=extras, actor=services.Actor(label), states=states,
                 sent=sent, batch=self.batch,
             )
@@ -183,6 +183,12 @@ class SCIMUserAdapter(SCIMMixin):
             raise errors.invalid_value(str(e)) from None
         except IntegrityError:
             raise errors.uniqueness("userName is already taken in this connection") from None
+        if self.request is not None:
+            # The request log says which local edits this push overwrote (the journal has them too).
+            self.request.scim_overwrote = {
+                c.attribute: {"value": c.new_value, "local_edit_by": c.lost_edit_by_label}
+                for c in outcome.changes if c.lost_edit
+            }
 
     def delete(self) -> None:
         """DELETE removes the user; the journal keeps a row saying who and when."""

@@ -10,7 +10,8 @@ from scimsync.sync.ownership import Owner, Ownership
 
 
 def decode_user_write(
-    *, connection_id: int, method: str, body: bytes, pushed: tuple[dict, dict] | None = None
+    *, connection_id: int, method: str, body: bytes, pushed: tuple[dict, dict] | None = None,
+    overwrote: dict[str, dict] | None = None,
 ) -> list[dict[str, Any]]:
     """Per attribute the request carried: applied (IdP-owned), kept_local (recorded only)...
 
@@ -18,6 +19,11 @@ def decode_user_write(
     applies. `pushed` is (values, extras) as the SCIM adapter handed them to the
     sync engine; without it the body is parsed here, and one that does not parse
     decodes to nothing (the request failed).
+
+    `overwrote`: {attribute: {"value", "local_edit_by"}} of the local edits the push
+    overwrote with the IdP value (DESIGN.md: a push re-asserts every mapped attribute,
+    so these include attributes the request did not name). Each is decoded as
+    `overwrote_local_edit`, with the value written and whose edit was lost.
     """
     attributes = all_attributes()
     if pushed is not None:
@@ -29,17 +35,21 @@ def decode_user_write(
         except Exception:  # the request itself was refused; its error is logged instead
             return []
     ownership = Ownership.for_connection(connection_id)
+    overwrote = overwrote or {}
     rows = []
     for attribute in attributes:
-        if attribute.short_name not in names:
+        name = attribute.short_name
+        if name in overwrote:
+            rows.append({"attribute": name, **overwrote[name], "outcome": "overwrote_local_edit"})
+            continue
+        if name not in names:
             continue
         owner = ownership.owner(attribute)
         if owner is Owner.IDP or (owner is Owner.IDP_ON_CREATE and method == "POST"):
             outcome = "applied"
         else:
             outcome = "kept_local"
-        rows.append({"attribute": attribute.short_name, "value": values.get(attribute.short_name),
-                     "outcome": outcome})
+        rows.append({"attribute": name, "value": values.get(name), "outcome": outcome})
     rows.extend({"attribute": where, "value": value, "outcome": "not_in_catalogue"}
                 for where, value in out_of_catalogue(extras))
     return rows

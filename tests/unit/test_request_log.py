@@ -94,3 +94,50 @@ def test_a_refused_read_is_logged_with_its_query(client, connection, token):
     (row,) = ScimRequestLog.objects.filter(connection=connection)
     assert (row.method, row.status, row.path) == ("GET", 400, "/scim/v2/Users?filter=userName+eq")
     assert "value" in row.detail
+
+
+def test_a_push_that_overwrites_local_edits_says_so_in_the_request_log(client, connection, token, alice):
+    """DESIGN.md, the four cases: a push re-asserts every mapped attribute, so a PATCH of the
+    department also puts back a title edited locally. The connection page's request log names
+    that overwrite (with the value written and whose edit was lost), as the journal does."""
+    from scimsync.sync import services
+    from users.models import User
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}", "content_type": "application/scim+json"}
+    created = client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "title": "Analyst",
+                                             "nickName": "Ada"}, **auth).json()
+    user = User.objects.get(scim_id=created["id"])
+    services.user_local_edit(user=user, attribute="title", value="Chief", actor=services.Actor.person(alice))
+    services.user_local_edit(user=user, attribute="nick_name", value="Countess", actor=services.Actor.person(alice))
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+         "value": "Research"},
+        {"op": "Replace", "path": "nickName", "value": "Lovelace"}]}
+    assert client.patch(f"/scim/v2/Users/{created['id']}", patch, **auth).status_code == 200
+    logged = ScimRequestLog.objects.order_by("-pk").first()
+    assert sorted((d["attribute"], d["value"], d["outcome"], d.get("local_edit_by")) for d in logged.decoded) == [
+        ("department", "Research", "applied", None),
+        ("nick_name", "Lovelace", "overwrote_local_edit", "alice"),  # named by the request, over a local edit
+        ("title", "Analyst", "overwrote_local_edit", "alice"),  # not in the request: re-asserted
+    ]
+    # A second push overwrites nothing: the edits are gone.
+    assert client.patch(f"/scim/v2/Users/{created['id']}", patch, **auth).status_code == 200
+    again = ScimRequestLog.objects.order_by("-pk").first()
+    assert {d["outcome"] for d in again.decoded} == {"applied"}
+
+
+def test_the_connection_page_names_whose_local_edit_a_push_overwrote(client, connection, token, alice):
+    from scimsync.sync import services
+    from tests.conftest import logged_in
+    from users.models import User
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}", "content_type": "application/scim+json"}
+    created = client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "title": "Analyst"},
+                          **auth).json()
+    services.user_local_edit(user=User.objects.get(scim_id=created["id"]), attribute="title", value="Chief",
+                             actor=services.Actor.person(alice))
+    client.patch(f"/scim/v2/Users/{created['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "nickName", "value": "Ada"}]}, **auth)
+    page = logged_in(alice).get(f"/admin/mappings/connection/{connection.pk}/change/").content.decode()
+    assert "title: Analyst — IdP value written over alice&#x27;s local edit (see Lost edits)" in page
