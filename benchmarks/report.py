@@ -39,7 +39,7 @@ def judge(results: list[Result]) -> dict[tuple[int, str], Verdict]:
         if target.max_p95_growth is not None:
             base = by.get((smallest, r.key))
             if r.users == smallest:
-                parts.append(f"p95 growth: baseline for larger sizes" if len(sizes) > 1
+                parts.append("p95 growth: baseline for larger sizes" if len(sizes) > 1
                              else "p95 growth: n/a, one size")
             elif base is None or not base.latencies:
                 parts.append("p95 growth: no baseline")

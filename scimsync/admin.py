@@ -18,7 +18,7 @@ from scimsync.models import AtRiskAttribute, JournalChange, JournalEntry, LostEd
 from scimsync.sync import runs, services
 from scimsync.sync.next_sync import next_sync
 from scimsync.sync.selectors import at_risk_groups
-from scimsync.sync.values import read_value
+from scimsync.sync.values import InvalidValue, read_value
 
 
 _show = show_value
@@ -90,9 +90,12 @@ class AtRiskReportAdmin(admin.ModelAdmin):
     @admin.action(description="Revert selected to the IdP value", permissions=["revert"])
     def revert_selected(self, request, queryset):
         actor = services.Actor.person(request.user)
-        done = sum(
-            services.user_revert_attribute(user=s.user, attribute=s.attribute, actor=actor) for s in queryset
-        )
+        done = 0
+        for state in queryset:
+            try:
+                done += services.user_revert_attribute(user=state.user, attribute=state.attribute, actor=actor)
+            except InvalidValue as e:
+                self.message_user(request, f"{state.user}: not reverted: {e}", messages.ERROR)
         self.message_user(request, f"Reverted {done} attributes to their IdP values.")
 
     def has_revert_permission(self, request):
@@ -213,7 +216,11 @@ class LostEditAdmin(admin.ModelAdmin):
         for change in queryset.select_related("entry__user"):
             if change.entry.user is None or change.restored_at:
                 continue
-            services.lost_edit_restore(change=change, actor=actor)
+            try:
+                services.lost_edit_restore(change=change, actor=actor)
+            except InvalidValue as e:
+                self.message_user(request, f"{change.entry.user_name}: not restored: {e}", messages.ERROR)
+                continue
             restored += 1
         self.message_user(request, f"Restored {restored} values; still-mapped ones are flagged at risk again.")
 

@@ -123,6 +123,9 @@ class UserAdmin(DjangoUserAdmin):
         readonly = super().get_readonly_fields(request, obj)
         if obj is not None and not request.user.is_superuser:
             readonly = (*readonly, *self._GRANTING_FIELDS)
+        if obj is not None and obj.connection_id is not None:
+            # The IdP finds the user by these (scimsync.sync.services.local_edit_refused).
+            readonly = (*readonly, *services.IDP_IDENTIFIERS)
         return readonly
 
     def user_change_password(self, request, id, form_url=""):
@@ -303,10 +306,17 @@ class UserAdmin(DjangoUserAdmin):
             raise PermissionDenied
         user = get_object_or_404(User, pk=user_id, connection__isnull=False)
         attribute = request.POST.get("attribute", "")
-        if services.user_revert_attribute(user=user, attribute=attribute, actor=services.Actor.person(request.user)):
-            self.message_user(request, f"{attribute} is back to the IdP value.")
+        try:
+            reverted = services.user_revert_attribute(user=user, attribute=attribute,
+                                                      actor=services.Actor.person(request.user))
+        except InvalidValue as e:
+            self.message_user(request, f"Not reverted: {e}", messages.ERROR)
         else:
-            self.message_user(request, f"The IdP never sent {attribute}; nothing to revert to.", messages.WARNING)
+            if reverted:
+                self.message_user(request, f"{attribute} is back to the IdP value.")
+            else:
+                self.message_user(request, f"The IdP never sent {attribute}; nothing to revert to.",
+                                  messages.WARNING)
         return HttpResponseRedirect(reverse("admin:users_user_change", args=[user_id]))
 
 

@@ -348,8 +348,8 @@ class ResourceView(ScimView):
             batch.execute()
         except Conflict as e:  # the message the service gave (e.g. a taken userName on POST)
             raise errors.uniqueness(str(e)) from None
-        except IntegrityError:  # a unique constraint, such as a userName taken by a concurrent write
-            raise errors.uniqueness("a unique value of this resource is already taken in this connection") from None
+        except IntegrityError as e:  # a unique constraint, such as a userName taken by a concurrent write
+            raise errors.uniqueness(_taken(e)) from None
 
     # --- helpers -------------------------------------------------------
 
@@ -435,11 +435,30 @@ def _sqlstate(error: Exception) -> str | None:
 def _constraint_error(error: IntegrityError) -> errors.ScimError:
     state = _sqlstate(error)
     if state == "23505":
-        return errors.uniqueness("a unique value of this resource is already taken in this connection")
+        return errors.uniqueness(_taken(error))
     if state == "23503" or "FOREIGN KEY" in str(error):
         return errors.invalid_value("a resource this request refers to (a manager, a member) was deleted while "
                                     "the request was applied; nothing was changed")
     raise error
+
+
+# Unique constraints a SCIM write can run into, by the name PostgreSQL gives and the
+# columns SQLite names, and what the client is told (RFC 7644 §3.12, 409 uniqueness).
+_UNIQUE_VALUES = (
+    (("unique_username_per_connection", "users_user.user_name_key"),
+     "userName is already taken by another user of this connection"),
+    (("unique_group_name_per_connection", "users_group.display_name_key"),
+     "displayName is already taken by another group of this connection"),
+)
+
+
+def _taken(error: IntegrityError) -> str:
+    """What a unique constraint refused, in the client's terms."""
+    constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or str(error)
+    for names, detail in _UNIQUE_VALUES:
+        if any(name in constraint for name in names):
+            return detail
+    return "a unique value of this resource is already taken in this connection"
 
 
 def _page_ids(queryset, sort: Sort, start: int, count: int):

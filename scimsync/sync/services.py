@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db import connection as db
 from django.db.models import F
 from django.utils import timezone
@@ -26,7 +26,7 @@ from scimsync import rawsql
 from scimsync.batch import Batch, Ref
 from scimsync.models import AttributeState, JournalChange, JournalEntry, SyncRun
 from scimsync.sync.ownership import Ownership, owner_of
-from scimsync.sync.values import normalize, read_value, same_value, write_value
+from scimsync.sync.values import InvalidValue, normalize, read_value, same_value, write_value
 from users import page_index
 from users.models import ExtraEntry, Group, User, name_key
 from users.selectors import attribute_states_of, users_with_relations
@@ -496,15 +496,33 @@ def _journal_many(
     JournalChange.objects.bulk_create([c for _, changes in journal for c in changes], batch_size=1000)
 
 
+# What an IdP finds its users by: it looks a user up by userName (or externalId) before
+# every write. Changed here, the next lookup misses and the IdP creates the user again (a
+# duplicate with the same externalId), after which every push to the first one fails on
+# the taken userName. So they are not edited locally for a provisioned user.
+IDP_IDENTIFIERS = frozenset({"user_name", "external_id"})
+
+
+def local_edit_refused(user: User, attribute: Attribute) -> str | None:
+    """Why `attribute` of `user` cannot be edited in the product, or None when it can."""
+    if user.connection_id is not None and attribute.short_name in IDP_IDENTIFIERS:
+        return (f"is how the IdP finds this user ({attribute.scim_path}); change it in the IdP, "
+                "which renames the user here at its next push")
+    return None
+
+
 @transaction.atomic
 def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> bool:
     """An edit made in the product. Kept, never refused; flagged at risk if mapped.
 
     Returns False when the value did not change. Raises InvalidValue for a value
-    the attribute cannot hold.
+    the attribute cannot hold, and for an identifier the IdP finds a provisioned
+    user by (local_edit_refused), the one kind of attribute not edited locally.
     """
     user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     attr = get_attribute(attribute)
+    if reason := local_edit_refused(user, attr):
+        raise InvalidValue(attr, reason)
     before = read_value(user, attr)
     if same_value(before, value):
         return False
@@ -529,7 +547,12 @@ def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> 
 
 @transaction.atomic
 def user_revert_attribute(*, user: User, attribute: str, actor: Actor) -> bool:
-    """Put the IdP value back now, dropping the local edit. False if the IdP never sent one."""
+    """Put the IdP value back now, dropping the local edit. False if the IdP never sent one.
+
+    Raises InvalidValue when the IdP's userName is taken by another user of the
+    connection (a duplicate the IdP created while the name was edited locally,
+    which only older versions allowed): nothing is changed then.
+    """
     user = User.objects.select_for_update(of=("self",)).select_related("manager").get(pk=user.pk)
     attr = get_attribute(attribute)
     book = _StateBook(user)
@@ -543,7 +566,12 @@ def user_revert_attribute(*, user: User, attribute: str, actor: Actor) -> bool:
     book.mark(attribute)
     book.save()
     if not same_value(current, state.idp_value):
-        _save_user(user)
+        try:
+            with transaction.atomic():  # a savepoint: the caller learns why, its transaction goes on
+                _save_user(user)
+        except IntegrityError:
+            raise InvalidValue(attr, f"{state.idp_value!r} is taken by another user of this connection "
+                                     "(delete the duplicate, then revert)") from None
         _journal(
             user, JournalEntry.Kind.REVERT, actor,
             [JournalChange(attribute=attribute, old_value=current, new_value=state.idp_value)],

@@ -23,6 +23,7 @@ from scimsync.api.views.base import actor
 from scimsync.csv_cells import safe_row
 from scimsync.display import show_value
 from scimsync.models import JournalChange, JournalEntry, ScimRequestLog
+from scimsync.sync.values import InvalidValue
 from scimsync.sync import services
 from scimsync.sync.selectors import at_risk_report
 
@@ -163,5 +164,8 @@ class LostEditRestore(APIView):
             raise Conflict("This lost edit was restored already.")
         if change.entry.user is None:
             raise Conflict("The user was deprovisioned; there is nobody to restore it to.")
-        services.lost_edit_restore(change=change, actor=actor(request))
+        try:
+            services.lost_edit_restore(change=change, actor=actor(request))
+        except InvalidValue as error:
+            raise Conflict(f"Not restored: {error}") from None
         return Response(s.LostEditSerializer(JournalChange.objects.select_related("entry").get(pk=pk)).data)

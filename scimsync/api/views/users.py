@@ -122,7 +122,11 @@ class UserAttributeRevert(APIView):
     def post(self, request, pk: int, attribute: str):
         """Put the IdP value back now and drop the local edit. 409 when the IdP never sent a value."""
         user = _user_and_attribute(pk, attribute, connection__isnull=False)
-        if not services.user_revert_attribute(user=user, attribute=attribute, actor=actor(request)):
+        try:
+            reverted = services.user_revert_attribute(user=user, attribute=attribute, actor=actor(request))
+        except InvalidValue as error:
+            raise Conflict(f"Not reverted: {error}") from None
+        if not reverted:
             raise Conflict(f"The IdP never sent {attribute}; there is nothing to revert to.")
         return _row_response(user, attribute)
 
