@@ -157,7 +157,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             return "—"
         since = timezone.now() - timedelta(days=1)
         logs = ScimRequestLog.objects.filter(connection=obj, created_at__gte=since)
-        return f"{logs.pushes().count()} pushes, {logs.failed_pushes().count()} failed"
+        return f"{logs.pushes().count()} pushes applied, {logs.failed_pushes().count()} refused or failed"
 
     @admin.display(description="What the IdP sent recently")
     def recent_requests(self, obj):
