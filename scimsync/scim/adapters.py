@@ -1,23 +1,19 @@
-"""django-scim2 adapters: translate between SCIM JSON and the sync engine's services.
+"""django-scim2 adapters: translate between SCIM JSON and the services that write.
 
 The adapters hold no rules of their own. Users are written only through
 scimsync.sync.services, so a SCIM push is journaled and flagged exactly like
-a deferred sync or an admin's edit.
+a deferred sync or an admin's edit; groups only through users.services.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
-import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db import connection as db
-from django.db.models import BigIntegerField, F, Value
-from django.db.models.expressions import RawSQL
+from django.db import IntegrityError
 from django.urls import get_script_prefix, reverse
-from django.utils import timezone
 from django_scim.adapters import SCIMMixin
 
 from mappings.catalogue import ENTERPRISE_USER, all_attributes
@@ -31,9 +27,10 @@ from scimsync.scim.documents import (
 from scimsync.scim.patch import GROUP_SHAPE, apply_operations, user_shape
 from scimsync.scim.urls_util import base_location
 from scimsync.sync import services
-from users.selectors import attribute_states_of
 from scimsync.sync.values import InvalidValue, normalize, read_value, same_value
-from users.models import Group, GroupMembership, User, name_key
+from users import services as group_services
+from users.models import Group, User, name_key
+from users.selectors import attribute_states_of
 
 
 def _meta(obj, resource_type: str, location: str, created) -> dict:
@@ -245,6 +242,14 @@ def _unassigned_active(received: dict, extras: dict, *, previous: dict) -> None:
 
 
 class SCIMGroupAdapter(SCIMMixin):
+    """Groups: SCIM JSON in, users.services calls out, their refusals as SCIM errors.
+
+    The rules (required and unique displayName, members of the connection only,
+    atomic writes, version bumps of the group and of its members) are the
+    service's; this class parses documents, applies PATCH operations to the
+    group's document and renders the result.
+    """
+
     url_name = "scim:groups"
     resource_type = "Group"
     id_field = "scim_id"
@@ -270,97 +275,54 @@ class SCIMGroupAdapter(SCIMMixin):
         doc["meta"] = _meta(group, "Group", self.location, group.created_at)
         return doc
 
+    # --- writes -----------------------------------------------------------
+
     @classmethod
-    @transaction.atomic
     def create(cls, *, connection: Connection, body: Any, request, batch: Batch | None = None) -> SCIMGroupAdapter:
         parsed = parse_group_document(body)
-        name = _required_group_name(parsed.display_name)
-        _check_group_name_free(connection, name, exclude_pk=None)
-        external_id = _group_external_id(parsed.external_id)
-        group = Group(connection=connection, display_name=name, external_id=external_id)
-        try:
-            with transaction.atomic():
-                group.save()
-        except IntegrityError:
-            raise errors.uniqueness(f"displayName {name!r} is already taken") from None
-        if parsed.member_ids:
-            _touch_users(_set_members(group, parsed.member_ids))
+        with _as_scim_errors():
+            group = group_services.group_create(
+                connection=connection, display_name=parsed.display_name, external_id=parsed.external_id,
+                member_ids=parsed.member_ids or (),
+            )
         return cls(group, request)
 
-    @transaction.atomic
     def replace(self, body: Any) -> None:
+        """PUT: the document is the whole group; members it omits leave."""
         parsed = parse_group_document(body)
-        self._save(parsed.display_name, _group_external_id(parsed.external_id), parsed.member_ids or [])
+        self._replace(parsed.display_name, parsed.external_id, parsed.member_ids or [])
 
-    @transaction.atomic
     def patch(self, operations: Any) -> None:
+        """PATCH applies to the group's document (ids only), then replaces the group with the result."""
         before = build_group_document(self.obj, self.member_ids())
         after, touches = apply_operations(before, operations, GROUP_SHAPE)
-        _check_users_exist(self.obj.connection_id, _members_written(touches))
+        with _as_scim_errors():
+            group_services.group_check_members(
+                connection_id=self.obj.connection_id, member_ids=_members_written(touches)
+            )
         parsed = parse_group_document(after)
-        self._save(parsed.display_name, _group_external_id(parsed.external_id), parsed.member_ids or [])
+        self._replace(parsed.display_name, parsed.external_id, parsed.member_ids or [])
 
-    def _save(self, display_name, external_id: str, member_ids: list[str]) -> None:
-        group = Group.objects.select_for_update().get(pk=self.obj.pk)
-        name = _required_group_name(display_name)
-        _check_group_name_free(group.connection, name, exclude_pk=group.pk)
-        moved = _set_members(group, member_ids)
-        renamed = name != group.display_name
-        # A repeated add changes nothing, so neither version nor lastModified moves.
-        if moved or renamed or external_id != group.external_id:
-            group.display_name, group.external_id = name, external_id
-            group.version += 1
-            group.save()
-        # Members show the group in their read-only `groups`: their representation changed too.
-        _touch_users(set(group.memberships.values_list("user_id", flat=True)) if renamed else moved)
-        self.obj = group
+    def _replace(self, display_name: str | None, external_id: str | None, member_ids: list[str]) -> None:
+        with _as_scim_errors():
+            self.obj = group_services.group_replace(
+                group=self.obj, display_name=display_name, external_id=external_id, member_ids=member_ids,
+            )
 
-    @transaction.atomic
     def delete(self) -> None:
-        _touch_users(set(self.obj.memberships.values_list("user_id", flat=True)))
-        self.obj.delete()
+        group_services.group_delete(group=self.obj)
 
 
-def _required_group_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise errors.invalid_value("displayName is required")
-    return _within_column(name, "display_name", "displayName")
-
-
-def _group_external_id(value: str | None) -> str:
-    return _within_column(value or "", "external_id", "externalId")
-
-
-def _within_column(value: str, field: str, label: str) -> str:
-    limit = Group._meta.get_field(field).max_length
-    if len(value) > limit:
-        raise errors.invalid_value(f"{label} is {len(value)} characters long; the limit is {limit}")
-    if field == "display_name" and len(name_key(value)) > Group._meta.get_field("display_name_key").max_length:
-        # Case folding lengthens some text ("ß" is "ss"); the uniqueness key has a column too.
-        raise errors.invalid_value(f"{label} is longer than {limit} characters once case-folded, "
-                                   "as group names are compared")
-    return value
-
-
-def _touch_users(user_pks: set[int]) -> None:
-    """Bump the version (ETag, RFC 7644 §3.14) and lastModified of users whose `groups` changed.
-
-    Locked in primary-key order first, as the sync engine locks users, so two group
-    writes sharing members cannot deadlock on them.
-    """
-    if not user_pks:
-        return
-    users = User.objects.filter(pk__in=_json_ids(user_pks, "int"))
-    list(users.select_for_update().order_by("pk").values_list("pk", flat=True))
-    users.update(version=F("version") + 1, updated_at=timezone.now())
-
-
-def _check_group_name_free(connection, name: str, *, exclude_pk) -> None:
-    taken = Group.objects.filter(connection=connection, display_name_key=name_key(name))
-    if exclude_pk is not None:
-        taken = taken.exclude(pk=exclude_pk)
-    if taken.exists():
-        raise errors.uniqueness(f"displayName {name!r} is already taken")
+@contextlib.contextmanager
+def _as_scim_errors() -> Iterator[None]:
+    """users.services' refusals as RFC 7644 §3.12 errors: a taken name is 409 uniqueness,
+    anything else the client sent wrong 400 invalidValue; the detail is the service's."""
+    try:
+        yield
+    except group_services.GroupNameTaken as e:
+        raise errors.uniqueness(str(e)) from None
+    except group_services.InvalidGroupValue as e:
+        raise errors.invalid_value(str(e)) from None
 
 
 def _members_written(touches) -> set[str]:
@@ -378,89 +340,6 @@ def _members_written(touches) -> set[str]:
             if value is not None:
                 ids.add(value if isinstance(value, str) else repr(value))
     return ids
-
-
-def _check_users_exist(connection_id: int, member_ids: set[str]) -> None:
-    """RFC 7644 §3.5.2: each operation must be valid, so adding a member who is no user of this
-    connection fails the PATCH even when a later operation removes that member again."""
-    wanted: set[uuid.UUID] = set()
-    for raw in member_ids:
-        try:
-            wanted.add(uuid.UUID(raw))
-        except ValueError:
-            raise errors.invalid_value(f"member {raw!r} is not a user id") from None
-    if not wanted:
-        return
-    found = set(
-        User.objects.filter(connection_id=connection_id, scim_id__in=_json_ids(wanted, "uuid"))
-        .values_list("scim_id", flat=True)
-    )
-    if missing := wanted - found:
-        raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
-
-
-def _set_members(group: Group, member_ids: list[str]) -> set[int]:
-    """Make the membership exactly `member_ids`; every id must be a user of the connection.
-    Returns the primary keys of the users who joined or left.
-
-    An unknown id fails the whole request (RFC 7644 §3.5.2: PATCH is atomic),
-    so existing members are never lost and unknown ids never stored. The ids
-    travel as one JSON parameter and the rows are inserted by one INSERT ...
-    SELECT, so the number of queries is the same for 1 member and for 10,000.
-    """
-    wanted: set[uuid.UUID] = set()
-    for raw in member_ids:
-        try:
-            wanted.add(uuid.UUID(raw))
-        except ValueError:
-            raise errors.invalid_value(f"member {raw!r} is not a user id") from None
-    found = dict(
-        User.objects.filter(connection_id=group.connection_id, scim_id__in=_json_ids(wanted, "uuid"))
-        .values_list("scim_id", "pk")
-    )
-    missing = wanted - set(found)
-    if missing:
-        raise errors.invalid_value(f"no user with id {sorted(map(str, missing))[0]} in this connection")
-    current = set(group.memberships.values_list("user_id", flat=True))
-    target = set(found.values())
-    if current - target:
-        GroupMembership.objects.filter(group=group).exclude(user_id__in=_json_ids(target, "int")).delete()
-    if target - current:
-        _insert_members(group, target - current)
-    return current ^ target
-
-
-def _insert_members(group: Group, user_pks: set[int]) -> None:
-    """INSERT INTO membership (user_id, group_id) SELECT id, group FROM users WHERE id IN (...)."""
-    rows = (
-        User.objects.filter(pk__in=_json_ids(user_pks, "int"))
-        .annotate(group_pk=Value(group.pk, output_field=BigIntegerField()))
-        .values_list("pk", "group_pk")  # model column first: the SELECT order either way
-    )
-    select, params = rows.query.sql_with_params()
-    table = db.ops.quote_name(GroupMembership._meta.db_table)
-    columns = ", ".join(db.ops.quote_name(c) for c in ("user_id", "group_id"))
-    with db.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({columns}) {select}", params)
-
-
-def _json_ids(values, kind: str) -> RawSQL:
-    """`IN (...)` over many values as one JSON array parameter, not one parameter each.
-
-    SQLite caps the parameters of a statement and PostgreSQL's protocol at
-    65,535; a JSON array has no such limit. UUIDs are compared in the form each
-    database stores them (32 hex digits on SQLite, uuid on PostgreSQL).
-    """
-    if kind == "uuid":
-        items = [v.hex for v in values]
-    else:
-        items = [int(v) for v in values]
-    payload = json.dumps(items)
-    if db.vendor == "postgresql":
-        cast = "uuid" if kind == "uuid" else "bigint"
-        # In FROM, not in the SELECT list: PostgreSQL then plans a hashed semi-join.
-        return RawSQL(f"SELECT v::{cast} FROM jsonb_array_elements_text(%s::jsonb) AS ids(v)", [payload])
-    return RawSQL("SELECT value FROM json_each(%s)", [payload])
 
 
 __all__ = ["SCIMGroupAdapter", "SCIMUserAdapter", "etag_of", "normalize"]

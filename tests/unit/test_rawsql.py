@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -206,3 +207,16 @@ def test_new_instances_equal_what_the_constructor_builds(connection):
     assert first.custom_attributes is not second.custom_attributes  # a callable default is called anew
     with pytest.raises(TypeError):
         rawsql.new(AttributeState, no_such_field=1)
+
+
+@pytest.mark.parametrize("kind", ["int", "uuid"])
+def test_json_ids_takes_more_values_than_a_statement_takes_parameters(connection, kind):
+    """`__in` over 70,000 values is one parameter: SQLite caps a statement's parameters (32,766 by
+    default) and PostgreSQL's protocol at 65,535, which a group of that many members would pass."""
+    user = services.user_provision(connection=connection, received={"user_name": "ada"},
+                                   extras={}, actor=services.Actor("test"))
+    many = list(range(10**6, 10**6 + 70_000)) if kind == "int" else [uuid.uuid4() for _ in range(70_000)]
+    mine = user.pk if kind == "int" else user.scim_id
+    column = "pk__in" if kind == "int" else "scim_id__in"
+    found = User.objects.filter(**{column: rawsql.json_ids([*many, mine], kind)})
+    assert list(found.values_list("pk", flat=True)) == [user.pk]
