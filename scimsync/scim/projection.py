@@ -120,6 +120,9 @@ def _find(d: dict, name: str) -> str | None:
 
 def _include(doc: dict, paths) -> dict:
     out = {k: v for k, v in doc.items() if returned(None, k) == "always" or k in _KEPT}
+    # Sub-attributes asked of each multi-valued attribute so far (None: all of it), so that
+    # `emails.value,emails.type` keeps both in each entry, not the last one named.
+    entry_subs: dict[tuple[str | None, str], set[str] | None] = {}
     for urn, attr, sub in paths:
         src = doc
         if urn is not None:
@@ -136,12 +139,18 @@ def _include(doc: dict, paths) -> dict:
         value = src[name]
         if sub is None:
             target[name] = value
+            entry_subs[(urn, attr)] = None
         elif isinstance(value, dict):
             sub_key = _find(value, sub)
             if sub_key is not None:
                 target.setdefault(name, {})[sub_key] = value[sub_key]
         elif isinstance(value, list):
-            picked = [{k: v for k, v in e.items() if k.lower() == sub} for e in value if isinstance(e, dict)]
+            subs = entry_subs.setdefault((urn, attr), set())
+            if subs is None:
+                continue  # the whole attribute was asked for already
+            subs.add(sub)
+            entries = [e for e in value if isinstance(e, dict)]
+            picked = [{k: v for k, v in e.items() if k.lower() in subs} for e in entries]
             target[name] = [p for p in picked if p]
     _sync_schemas(out)
     return out
