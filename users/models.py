@@ -182,7 +182,11 @@ class UserPageBucket(models.Model):
 
 
 class Group(models.Model):
-    """A group provisioned by one connection, with members of that connection."""
+    """A group provisioned by one connection, with members of that connection.
+
+    Not django.contrib.auth's Group (permission groups of local accounts): the
+    admin index lists both, hence "provisioned group".
+    """
 
     scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     connection = models.ForeignKey(
@@ -197,6 +201,8 @@ class Group(models.Model):
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
+        verbose_name = "provisioned group"
+        verbose_name_plural = "provisioned groups"
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "display_name_key"], name="unique_group_name_per_connection"
