@@ -336,15 +336,41 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ("user",)
     extra = 0
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
+    """Provisioned groups, shown read-only.
+
+    A group and its members are its IdP's alone: no mapping makes any part of a group the
+    product's, so a change made here would be undone at the IdP's next push without a flag,
+    exactly what scimsync exists to prevent, and saving it here bypassed the version bumps
+    (ETags) and member checks of users.services. Change groups in the IdP.
+    """
+
     list_display = ("display_name", "connection", "member_count")
     list_filter = ("connection",)
     list_select_related = ("connection",)
     search_fields = ("display_name", "external_id")
     readonly_fields = ("scim_id",)
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     def get_queryset(self, request):
         from django.db.models import Count

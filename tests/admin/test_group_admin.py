@@ -1,0 +1,33 @@
+"""Provisioned groups are read-only in the admin: they are their IdP's (DESIGN.md, one-way sync).
+
+No mapping makes a group or its members the product's, so an edit in the admin would be undone
+at the IdP's next push without a flag, and it skipped the version bumps (RFC 7644 §3.14 ETags)
+and member checks of users.services.
+"""
+
+import pytest
+
+from tests.conftest import logged_in
+from users.models import Group
+from users.services import group_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sales(connection):
+    return group_create(connection=connection, display_name="Sales", external_id="", member_ids=[])
+
+
+def test_a_superuser_sees_a_group_but_cannot_change_add_or_delete_one(alice, sales):
+    admin = logged_in(alice)
+    page = admin.get(f"/admin/users/group/{sales.pk}/change/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Sales" in body and 'name="display_name"' not in body and 'name="_save"' not in body
+    assert admin.post(f"/admin/users/group/{sales.pk}/change/", {"display_name": "Renamed"}).status_code == 403
+    assert admin.get("/admin/users/group/add/").status_code == 403
+    assert admin.post(f"/admin/users/group/{sales.pk}/delete/", {"post": "yes"}).status_code == 403
+    sales.refresh_from_db()
+    assert (sales.display_name, sales.version) == ("Sales", 1)
+    assert Group.objects.filter(pk=sales.pk).exists()
