@@ -85,9 +85,15 @@ def _child_command(key: str, requests: int, users: int, token: str) -> list[str]
     return [sys.executable, "-m", "benchmarks.inprocess", "--child", key, str(requests), str(users), token]
 
 
+def _checked(command: list[str], env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[:6])} ... failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return done
+
+
 def _run(env: dict, key: str, requests: int, users: int, token: str) -> str:
-    out = subprocess.run(_child_command(key, requests, users, token), env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = _checked(_child_command(key, requests, users, token), env).stdout
     found = json.loads(out.strip().splitlines()[-1])
     return f"  python {found['python_ms']:.3f}  postgresql {found['postgres_ms']:.3f}"
 
@@ -97,11 +103,8 @@ def _instructions(env: dict, key: str, users: int, token: str) -> int:
     so that Python's start, Django's setup and the warm-up cancel out."""
     counts = []
     for requests in (50, 250):
-        done = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-             *_child_command(key, requests, users, token)],
-            env={**env, "PYTHONMALLOC": "malloc"}, check=True, capture_output=True, text=True,
-        )
+        done = _checked(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                         *_child_command(key, requests, users, token)], {**env, "PYTHONMALLOC": "malloc"})
         counts.append(int(re.search(r"Collected : (\d+)", done.stderr).group(1)))
     return round((counts[1] - counts[0]) / 200)
 
