@@ -17,11 +17,11 @@ API_PREFIX = "/api/"
 
 
 def _json_error(request, status: int, code: str, detail: str):
-    if request.path.startswith(SCIM_PREFIX):
+    if request.path_info.startswith(SCIM_PREFIX):
         from scimsync.scim.views import error_response
 
         return error_response(ScimError(status, detail))
-    if request.path.startswith(API_PREFIX):
+    if request.path_info.startswith(API_PREFIX):
         return JsonResponse({"status": status, "code": code, "detail": detail}, status=status)
     return None
 

@@ -25,7 +25,7 @@ class ScimRequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith(SCIM_PREFIX):
+        if not request.path_info.startswith(SCIM_PREFIX):
             return self.get_response(request)
         body = b""
         if request.method != "GET" and self.small(request):
@@ -79,7 +79,7 @@ def log_row(request, status: int, *, detail: str = "", body: bytes = b"") -> Sci
     if connection_id is None:
         return None
     decoded = []
-    is_user_write = request.path[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
+    is_user_write = request.path_info[len(SCIM_PREFIX):].startswith("Users") and request.method in ("POST", "PUT", "PATCH")
     if is_user_write and status < 400:
         decoded = decode_user_write(connection_id=connection_id, method=request.method, body=body,
                                     pushed=getattr(request, "scim_pushed", None),

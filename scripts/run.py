@@ -140,6 +140,10 @@ def main() -> int:
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scimsync.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # runserver answers each request on a thread of its own, and a persistent database
+    # connection outlives its thread: with PostgreSQL, a burst of requests used up the
+    # server's connections (found by a break-it helper). Django's docs say as much.
+    os.environ.setdefault("SCIMSYNC_DB_CONN_MAX_AGE", "0")
     if not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")):
         # kombu's filesystem transport (the no-Redis default) needs its folders to exist.
         for sub in ("queue", "processed"):

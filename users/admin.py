@@ -128,6 +128,14 @@ class UserAdmin(DjangoUserAdmin):
             readonly = (*readonly, *services.IDP_IDENTIFIERS)
         return readonly
 
+    def has_delete_permission(self, request, obj=None):
+        # A provisioned user is removed by its IdP (SCIM DELETE, scimsync.sync.services.
+        # user_deprovision: journaled, its groups' versions moved). Deleted here, the IdP's
+        # next push would find nothing, and no journal entry would say what happened.
+        if obj is not None and obj.connection_id is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def user_change_password(self, request, id, form_url=""):
         """A local account's password: changed by a superuser, or by its owner."""
         if not request.user.is_superuser and str(request.user.pk) != str(id):

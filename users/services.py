@@ -101,8 +101,9 @@ def group_replace(
         group.display_name, group.external_id = name, external_id
         group.version += 1
         group.save()
-    # Members show the group in their read-only `groups`: their representation changed too.
-    _touch_users(set(group.memberships.values_list("user_id", flat=True)) if renamed else moved)
+    # Members show the group in their read-only `groups`: their representation changed too,
+    # and so did that of the users who joined or left (`moved`), renamed or not.
+    _touch_users(moved | set(group.memberships.values_list("user_id", flat=True)) if renamed else moved)
     return group
 
 

@@ -382,12 +382,29 @@ def _add_entry(entries: list[dict], entry: dict) -> None:
 
 
 def _remove_listed(entries: list[dict], value: Any, attr: str) -> list[dict]:
-    """Entra removes members with path "members" and a value list naming them."""
+    """Entra removes members with path "members" and a value list naming them.
+
+    Compared as the filter form (`members[value eq "…"]`) compares them: case-insensitively,
+    since `value` is not caseExact (RFC 7643 §8.7.1), with sub-attribute names in any case.
+    """
     listed = value if isinstance(value, list) else [value]
-    ids = {v.get("value") for v in listed if isinstance(v, dict)}
-    if not ids:
+    named = []
+    for item in listed:
+        if not isinstance(item, dict):
+            continue
+        found = {str(k).lower(): v for k, v in item.items()}.get("value")
+        if isinstance(found, (dict, list)):
+            raise errors.invalid_value(f"remove on {attr}: each value must be a string, not {type(found).__name__}")
+        named.append(found)
+    if not any(v is not None for v in named):
         raise errors.invalid_value(f"remove on {attr} with a value needs [{{\"value\": ...}}]")
-    return [e for e in entries if e.get("value") not in ids]
+    ids = {_entry_key(v) for v in named if v is not None}
+    return [e for e in entries if _entry_key(e.get("value")) not in ids]
+
+
+def _entry_key(value: Any) -> Any:
+    """How two entries' values compare: strings without regard to case, the rest as they are."""
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _one_primary(entries: list[dict]) -> None:

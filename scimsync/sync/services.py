@@ -511,6 +511,15 @@ def local_edit_refused(user: User, attribute: Attribute) -> str | None:
     return None
 
 
+def _check_local_name(user: User, attribute: Attribute, value: Any) -> None:
+    """A local account's sign-in name: not blank, and no other local account's (compared as
+    users.models.name_key compares them), so the rename is refused, not failed at the database."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(attribute, "a sign-in name cannot be blank")
+    if User.objects.filter(connection__isnull=True, user_name_key=name_key(value)).exclude(pk=user.pk).exists():
+        raise InvalidValue(attribute, f"{value!r} is the sign-in name of another local account")
+
+
 @transaction.atomic
 def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> bool:
     """An edit made in the product. Kept, never refused; flagged at risk if mapped.
@@ -523,6 +532,8 @@ def user_local_edit(*, user: User, attribute: str, value: Any, actor: Actor) -> 
     attr = get_attribute(attribute)
     if reason := local_edit_refused(user, attr):
         raise InvalidValue(attr, reason)
+    if attr.short_name == "user_name":
+        _check_local_name(user, attr, value)
     before = read_value(user, attr)
     if same_value(before, value):
         return False

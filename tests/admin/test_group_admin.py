@@ -31,3 +31,24 @@ def test_a_superuser_sees_a_group_but_cannot_change_add_or_delete_one(alice, sal
     sales.refresh_from_db()
     assert (sales.display_name, sales.version) == ("Sales", 1)
     assert Group.objects.filter(pk=sales.pk).exists()
+
+
+def test_a_provisioned_user_is_not_deleted_in_the_admin_but_a_local_account_is(alice, connection, sales):
+    """Found by a break-it helper: the admin's delete skipped user_deprovision (no journal entry,
+    the group's ETag unmoved, RFC 7644 §3.14) and left the IdP pushing to a user that was gone."""
+    from scimsync.sync import services
+    from users.models import GroupMembership, User
+    from users.services import group_replace
+
+    ada = services.user_provision(connection=connection, received={"user_name": "ada"}, extras={},
+                                  actor=services.Actor("SCIM POST"))
+    group_replace(group=sales, display_name="Sales", external_id="", member_ids=[str(ada.scim_id)])
+    local = User.objects.create_user("carol", "carol-password-123")
+    admin = logged_in(alice)
+    assert admin.post(f"/admin/users/user/{ada.pk}/delete/", {"post": "yes"}).status_code == 403
+    admin.post("/admin/users/user/", {"action": "delete_selected", "_selected_action": [ada.pk, local.pk],
+                                      "post": "yes"})
+    assert User.objects.filter(pk=ada.pk).exists() and GroupMembership.objects.filter(user=ada).exists()
+    assert User.objects.filter(pk=local.pk).exists()  # refused as a whole: the selection held ada
+    admin.post("/admin/users/user/", {"action": "delete_selected", "_selected_action": [local.pk], "post": "yes"})
+    assert not User.objects.filter(pk=local.pk).exists()

@@ -102,3 +102,15 @@ def test_a_push_that_cannot_restore_the_name_says_userName_is_taken(client, toke
     body = response.json()
     assert (body["status"], body["scimType"]) == ("409", "uniqueness")
     assert body["detail"] == "userName is already taken by another user of this connection"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "BOB"])
+def test_a_local_accounts_rename_to_a_blank_or_taken_name_is_a_400(client_as, alice, name):
+    """Found by a break-it helper: a taken name was a 500 (the unique constraint), a blank one
+    was stored. Names compare as sign-in compares them (case-insensitively)."""
+    User.objects.create_user("bob", "bob-password-123")
+    response = client_as(alice).put(f"/api/v1/users/{alice.pk}/attributes/user_name/", {"value": name},
+                                    format="json")
+    assert response.status_code == 400, response.content
+    alice.refresh_from_db()
+    assert alice.user_name == "alice"

@@ -71,3 +71,35 @@ def test_adding_a_member_of_another_connection_fails_even_if_a_later_operation_r
         assert response.status_code == 400, response.text
         assert response.json()["scimType"] == "invalidValue"
         assert [m["value"] for m in scim.get(f"/Groups/{group['id']}").json()["members"]] == [ann]
+
+
+@pytest.mark.parametrize("resource, path, listed", [
+    ("Users", "emails", [{"value": {}}]),
+    ("Users", "emails", [{"value": []}]),
+    ("Groups", "members", [{"value": {"id": "x"}}]),
+    ("Groups", "members", [{"value": ["x"]}]),
+])
+def test_a_listed_remove_naming_an_object_is_a_400_not_a_500(scim, ann, resource, path, listed):
+    """RFC 7644 §3.12: invalid input is 400 invalidValue (found by a fuzzing helper: a 500, from
+    an unhashable value in Entra's remove-by-value list)."""
+    target = ann
+    if resource == "Groups":
+        target = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                       "displayName": "G", "members": [{"value": ann}]}).json()["id"]
+    before = scim.get(f"/{resource}/{target}").json()
+    response = scim.patch(f"/{resource}/{target}", [{"op": "remove", "path": path, "value": listed}])
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert (body["status"], body["scimType"]) == ("400", "invalidValue")
+    assert scim.get(f"/{resource}/{target}").json() == before  # nothing applied
+
+
+def test_a_listed_remove_finds_a_member_whatever_the_case_of_its_id(scim, ann):
+    """Entra's remove with a value list compares ids as the filter form does: `value` is not
+    caseExact (RFC 7643 §8.7.1), so an id in upper case names the same member."""
+    group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                  "displayName": "G", "members": [{"value": ann}]}).json()["id"]
+    response = scim.patch(f"/Groups/{group}", [{"op": "Remove", "path": "members",
+                                                "value": [{"Value": ann.upper()}]}])
+    assert response.status_code == 200, response.text
+    assert response.json().get("members", []) == []

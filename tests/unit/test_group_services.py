@@ -147,6 +147,15 @@ def test_a_rename_moves_the_version_of_every_member(connection, people):
     assert _versions(ann, ben, cat) == [3, 3, 1]
 
 
+def test_a_rename_that_also_drops_a_member_moves_the_version_of_the_one_who_left(connection, people):
+    """Found by a break-it helper: a rename bumped only the members left in the group, so the
+    user who left kept an ETag whose `groups` (RFC 7643 §4.1.2) still named it."""
+    ann, ben, cat = people
+    group = _create(connection, ann, ben)
+    _replace(group, ann, name="Core team")
+    assert _versions(ann, ben, cat) == [3, 3, 1]
+
+
 def test_a_membership_change_moves_only_those_who_joined_or_left(connection, people):
     ann, ben, cat = people
     group = _create(connection, ann, ben)

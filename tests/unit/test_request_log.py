@@ -141,3 +141,18 @@ def test_the_connection_page_names_whose_local_edit_a_push_overwrote(client, con
         "Operations": [{"op": "Replace", "path": "nickName", "value": "Ada"}]}, **auth)
     page = logged_in(alice).get(f"/admin/mappings/connection/{connection.pk}/change/").content.decode()
     assert "title: Analyst — IdP value written over alice&#x27;s local edit (see Lost edits)" in page
+
+
+def test_behind_a_path_prefix_writes_are_still_logged_and_decoded(client, connection, token):
+    """A deployment under a prefix (SCRIPT_NAME=/app): the log looks at the path within the
+    application, as URL routing does (found by a break-it helper: rows without their decoding,
+    and failed writes not logged at all)."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}", "content_type": "application/scim+json",
+            "SCRIPT_NAME": "/app"}
+    assert client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "title": "Analyst"},
+                       **auth).status_code == 201
+    assert client.post("/scim/v2/Users", {"schemas": [USER_SCHEMA]}, **auth).status_code == 400
+    created, refused = ScimRequestLog.objects.order_by("pk")
+    assert created.path == "/app/scim/v2/Users" and ("title", "applied") in {
+        (d["attribute"], d["outcome"]) for d in created.decoded}
+    assert refused.status == 400 and "userName" in refused.detail
