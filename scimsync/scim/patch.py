@@ -17,6 +17,7 @@ from typing import Any
 from mappings.catalogue import CUSTOM_USER, ENTERPRISE_USER
 from scimsync.scim import errors, schema
 from scimsync.scim.paths import Path, parse_path
+from users.models import name_key
 
 OPS = ("add", "remove", "replace")
 _TRUE_FALSE = {"true": True, "false": False}
@@ -307,6 +308,11 @@ def _apply_multi(container, op, attr, path: Path, value, subs) -> None:
         # (an attrPath with a sub-attribute and no filter) selects every entry.
         if path.filter is None:
             hits = list(range(len(entries)))
+        elif (wanted := _value_equals(path.filter)) is not None:
+            # `members[value eq "…"]`, what IdPs send to remove a member: the comparison
+            # matches_entry makes, without walking the filter tree once per entry (a PATCH of
+            # 2,000 such removes on a group of 4,500 took 23 s under the group's lock).
+            hits = [i for i, e in enumerate(entries) if _entry_key(e.get("value")) == wanted]
         else:
             hits = [i for i, e in enumerate(entries) if matches_entry(path.filter, e)]
         if op == "remove":
@@ -403,8 +409,19 @@ def _remove_listed(entries: list[dict], value: Any, attr: str) -> list[dict]:
 
 
 def _entry_key(value: Any) -> Any:
-    """How two entries' values compare: strings without regard to case, the rest as they are."""
-    return value.casefold() if isinstance(value, str) else value
+    """How two entries' values compare: strings as filters compare them (case-insensitively,
+    users.models.name_key), the rest as they are."""
+    return name_key(value) if isinstance(value, str) else value
+
+
+def _value_equals(node) -> str | None:
+    """name_key(v) when the value filter is exactly `value eq "v"`, else None."""
+    from scimsync.scim.filtering import ast
+
+    if (isinstance(node, ast.Compare) and node.op.lower() == "eq" and node.ref.urn is None
+            and node.ref.sub is None and node.ref.attr.lower() == "value" and isinstance(node.value, str)):
+        return name_key(node.value)
+    return None
 
 
 def _one_primary(entries: list[dict]) -> None:
