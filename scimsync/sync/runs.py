@@ -13,9 +13,9 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q, TextField, Value
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from mappings.models import Connection, MappingChange
@@ -186,7 +186,9 @@ def sync_run_execute(*, run_id: int) -> None:
     killed mid-batch leaves nothing of that batch behind, and whoever resumes the
     run starts after the last committed batch: counts and journal stay exact.
     Raises TransientRunError (after putting the run back to QUEUED) on errors
-    worth retrying; any other error marks the run FAILED.
+    worth retrying; any other error marks the run FAILED. A user whose data the
+    database refuses is skipped, named in the run's `error`, and not counted done
+    (_batch_or_each); the others are synced.
     """
     if not _claim(run_id):
         return
@@ -205,12 +207,13 @@ def sync_run_execute(*, run_id: int) -> None:
             if not batch:
                 break
             with transaction.atomic():
-                counts = do_batch(batch)
+                counts, skipped = _batch_or_each(do_batch, batch)
+                extra = {"error": Concat("error", Value(_skipped_text(skipped)), output_field=TextField())} if skipped else {}
                 # Conditional on the checkpoint this worker read: if another worker took
                 # the run over meanwhile, this batch rolls back and this worker stops.
                 advanced = _owned(run).update(
-                    checkpoint=batch[-1], users_done=F("users_done") + len(batch),
-                    heartbeat_at=timezone.now(), **{name: F(name) + n for name, n in counts.items()},
+                    checkpoint=batch[-1], users_done=F("users_done") + len(batch) - len(skipped),
+                    heartbeat_at=timezone.now(), **{name: F(name) + n for name, n in counts.items()}, **extra,
                 )
                 if not advanced:
                     transaction.set_rollback(True)
@@ -231,6 +234,42 @@ def sync_run_execute(*, run_id: int) -> None:
             done = SyncRun.objects.get(pk=run.pk)
             MappingChange.objects.filter(sync_run=run).update(
                 users_now_at_risk=done.flags_raised, users_no_longer_at_risk=done.flags_cleared)
+
+
+# What one user's data can make the database refuse (a userName taken meanwhile, a value
+# too long for its column): that user is skipped, not the whole run.
+USER_DATA_ERRORS = (IntegrityError, DataError)
+
+
+def _batch_or_each(do_batch, user_ids: list[int]) -> tuple[dict[str, int], list[tuple[int, str]]]:
+    """do_batch(user_ids) in a savepoint; if the database refuses one user's data, the batch again
+    one user at a time, skipping (and returning, with why) those it refuses.
+
+    Without this, one user whose IdP userName another user holds (a duplicate the IdP
+    created while the name was edited locally, which older versions allowed) failed every
+    sync of its connection, at the same batch each time.
+    """
+    try:
+        with transaction.atomic():
+            return do_batch(user_ids), []
+    except USER_DATA_ERRORS:
+        pass
+    counts: dict[str, int] = {}
+    skipped: list[tuple[int, str]] = []
+    for user_id in user_ids:
+        try:
+            with transaction.atomic():
+                for name, n in do_batch([user_id]).items():
+                    counts[name] = counts.get(name, 0) + n
+        except USER_DATA_ERRORS as error:
+            logger.warning("sync: user %s skipped: %s", user_id, error)
+            skipped.append((user_id, str(error).splitlines()[0]))
+    return counts, skipped
+
+
+def _skipped_text(skipped: list[tuple[int, str]]) -> str:
+    names = dict(User.objects.filter(pk__in=[pk for pk, _ in skipped]).values_list("pk", "user_name"))
+    return "".join(f"Not synced: {names.get(pk, pk)} (user {pk}): {why}\n" for pk, why in skipped)
 
 
 def _sync_batch(run: SyncRun):

@@ -337,3 +337,26 @@ def test_a_failed_recompute_is_retried_as_a_recompute_and_keeps_its_mapping_chan
     assert JournalChange.objects.count() == journal_before  # a recompute, not a sync: nothing overwritten
     assert MappingChange.objects.get(attribute="title").sync_run_id == retry.pk
     assert MappingChange.objects.get(attribute="title").users_no_longer_at_risk == 3
+
+
+def test_a_user_the_database_refuses_is_skipped_and_named_and_the_others_are_synced(connection, settings):
+    """Found by a newcomer and a break-it helper: one user whose IdP userName another user held
+    (a duplicate the IdP created after an older version let an admin rename the first) failed
+    every sync of the connection at the same batch. DESIGN.md, "Deferred syncs": the run records
+    its errors; the rest of the connection must not wait for that one user."""
+    settings.SCIMSYNC = {**settings.SCIMSYNC, "APPROVAL_MIN_USERS": 1000}
+    u0, u1, u2 = _users(connection, 3, edited=3)
+    state = AttributeState.objects.get(user=u1, attribute="user_name")
+    AttributeState.objects.filter(pk=state.pk).update(at_risk=True, local_edit_at=timezone.now(),
+                                                      local_edit_by_label="alice")
+    User.objects.filter(pk=u1.pk).update(user_name="u1.local", user_name_key="u1.local")
+    services.user_provision(connection=connection, received={"user_name": "u1"}, extras={},
+                            actor=services.Actor("SCIM POST"))  # the IdP's duplicate
+    run = runs.sync_run_start(connection=connection)
+    runs.sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == "succeeded"
+    assert run.users_done == run.users_total - 1
+    assert run.error.startswith("Not synced: u1.local (user ")
+    assert [User.objects.get(pk=u.pk).title for u in (u0, u1, u2)] == ["Analyst", "Lead", "Analyst"]
+    assert run.lost_edits == 2  # u0's and u2's titles; u1 kept as it was, its edit still flagged
