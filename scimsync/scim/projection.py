@@ -151,7 +151,9 @@ def _include(doc: dict, paths) -> dict:
             subs.add(sub)
             entries = [e for e in value if isinstance(e, dict)]
             picked = [{k: v for k, v in e.items() if k.lower() in subs} for e in entries]
-            target[name] = [p for p in picked if p]
+            kept = [p for p in picked if p]
+            if kept:  # `emails.nope` names nothing: no emails, not an empty list (RFC 7643 §2.5)
+                target[name] = kept
     _sync_schemas(out)
     return out
 

@@ -24,3 +24,9 @@ def test_every_sub_attribute_named_is_kept_in_each_entry():
 def test_the_whole_attribute_wins_over_one_of_its_sub_attributes_in_either_order():
     for asked in ("emails,emails.value", "emails.value,emails"):
         assert projection.project(DOC, asked, None)["emails"] == DOC["emails"], asked
+
+
+def test_a_sub_attribute_no_entry_has_leaves_the_attribute_out():
+    """RFC 7643 §2.5: unassigned attributes are omitted; `emails.nope` picks nothing."""
+    assert "emails" not in projection.project(DOC, "emails.nope", None)
+    assert projection.project(DOC, "emails.nope,emails.type", None)["emails"] == [{"type": "work"}, {"type": "home"}]
