@@ -20,6 +20,7 @@ from mappings.presets import preset_mapped_attributes
 from mappings.services import (
     connection_apply_preset_mappings, custom_attribute_create, token_create, token_revoke,
 )
+from scimsync.admin_view_only import ViewOnly
 from scimsync.display import show_time
 from scimsync.models import ScimRequestLog
 from scimsync.sync import runs, services
@@ -369,20 +370,12 @@ class ScimTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(MappingChange)
-class MappingChangeAdmin(admin.ModelAdmin):
+class MappingChangeAdmin(ViewOnly, admin.ModelAdmin):
+    # ViewOnly: the audit of mapping changes is kept whole.
     list_display = ("created_at", "connection", "attribute", "before", "after", "actor",
                     "users_now_at_risk", "users_no_longer_at_risk")
     list_filter = ("connection",)
     list_select_related = ("connection", "actor")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the audit of mapping changes is kept whole
 
 
 @admin.register(CustomAttribute)

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from mappings.catalogue import get_attribute
+from scimsync.admin_view_only import ViewOnly
 from scimsync.csv_cells import safe_row
 from scimsync.display import show_time, show_value
 from scimsync.models import AtRiskAttribute, JournalChange, JournalEntry, LostEdit, SyncRun
@@ -25,7 +26,7 @@ _show = show_value
 
 
 @admin.register(AtRiskAttribute)
-class AtRiskReportAdmin(admin.ModelAdmin):
+class AtRiskReportAdmin(ViewOnly, admin.ModelAdmin):
     """The at-risk report: every local edit the next sync will overwrite, across all users."""
 
     list_display = ("connection_name", "attribute", "user_link", "current_value", "idp_value_shown",
@@ -51,14 +52,6 @@ class AtRiskReportAdmin(admin.ModelAdmin):
             response.context_data["groups"] = at_risk_groups(changelist.queryset)
         return response
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Connection", ordering="user__connection__name")
     def connection_name(self, obj):
@@ -130,7 +123,8 @@ class JournalChangeInline(admin.TabularInline):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(admin.ModelAdmin):
+class JournalEntryAdmin(ViewOnly, admin.ModelAdmin):
+    # ViewOnly: the journal is the audit trail, nobody edits or deletes it.
     list_display = ("created_at", "user_name", "connection", "kind", "source", "summary")
     list_filter = ("kind", "connection")
     list_select_related = ("connection",)
@@ -147,18 +141,10 @@ class JournalEntryAdmin(admin.ModelAdmin):
 
         return format_html_join("", "<div>{}</div>", ((c_summary(c),) for c in obj.changes.all()))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the journal is the audit trail: nobody edits or deletes it
 
 
 @admin.register(LostEdit)
-class LostEditAdmin(admin.ModelAdmin):
+class LostEditAdmin(ViewOnly, admin.ModelAdmin):
     """Lost edits: values a sync overwrote, each restorable as a new local edit."""
 
     list_display = ("lost_at", "user_name", "connection", "attribute", "lost_value", "written_value",
@@ -200,14 +186,6 @@ class LostEditAdmin(admin.ModelAdmin):
     def connection(self, obj):
         return obj.entry.connection
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Restore the lost value (as a new local edit)", permissions=["restore"])
     def restore(self, request, queryset):

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from mappings.catalogue import BUILTIN_ATTRIBUTES, Kind, all_attributes, get_attribute
+from scimsync.admin_view_only import ViewOnly
 from scimsync.display import show_time, show_value
 from scimsync.sync import runs, services
 from scimsync.sync.decode import out_of_catalogue
@@ -339,23 +340,15 @@ def c_summary(change) -> str:
     return text
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ViewOnly, admin.TabularInline):
     model = GroupMembership
     raw_id_fields = ("user",)
     extra = 0
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(ViewOnly, admin.ModelAdmin):
     """Provisioned groups, shown read-only.
 
     A group and its members are its IdP's alone: no mapping makes any part of a group the
@@ -371,14 +364,6 @@ class GroupAdmin(admin.ModelAdmin):
     readonly_fields = ("scim_id",)
     inlines = [MembershipInline]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         from django.db.models import Count
