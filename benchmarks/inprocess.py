@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks import scenarios
+from benchmarks import procstat, scenarios
 
 WARMUP = 200
 
@@ -140,20 +140,13 @@ def _child(key: str, requests: str, users: str, token: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    python0, postgres0 = time.process_time(), _backend_cpu(backend)
+    python0, postgres0 = time.process_time(), procstat.cpu_seconds(backend)
     for k in range(WARMUP, WARMUP + int(requests)):
         call(k)
     n = int(requests)
     print(json.dumps({"python_ms": (time.process_time() - python0) / n * 1000,
-                      "postgres_ms": (_backend_cpu(backend) - postgres0) / n * 1000}))
+                      "postgres_ms": (procstat.cpu_seconds(backend) - postgres0) / n * 1000}))
     return 0
-
-
-def _backend_cpu(pid: int) -> float:
-    """Seconds of CPU of a PostgreSQL backend (utime + stime), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

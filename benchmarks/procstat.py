@@ -23,7 +23,8 @@ def _stat(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """Seconds of CPU (user + system) a process has used; 0 when it is gone."""
     fields = _stat(pid)
     if fields is None:
         return 0.0
@@ -67,7 +68,7 @@ class CpuMeter:
     def snapshot(self) -> dict[int, float]:
         if not self.available:
             return {}
-        return {pid: _cpu_seconds(pid) for pid in self.find_pids()}
+        return {pid: cpu_seconds(pid) for pid in self.find_pids()}
 
     def start(self) -> None:
         self.before = self.snapshot()

@@ -164,10 +164,9 @@ def render(results: list[Result], meta: dict) -> tuple[str, bool]:
         statuses = ", ".join(f"{k}×{v}" for k, v in sorted(r.statuses.items()))
         ref = refs.get(r.users)
         cpu_share = "—"
-        if ref is not None and r.key != "reference" and None not in (r.server_cpu, r.db_cpu, ref.server_cpu, ref.db_cpu):
-            mine = (r.server_cpu + r.db_cpu) / max(1, r.requests)
-            theirs = (ref.server_cpu + ref.db_cpu) / max(1, ref.requests)
-            cpu_share = f"{theirs / mine:.0%}" if mine > 0 else "—"
+        mine, theirs = _cpu_ms(r), ref and _cpu_ms(ref)
+        if r.key != "reference" and mine and theirs and sum(mine[:2]) > 0:
+            cpu_share = f"{sum(theirs[:2]) / sum(mine[:2]):.0%}"  # server CPU: gunicorn + PostgreSQL
         lines.append(
             f"| {_users(r.users)} | {r.key} | {_per_request(r.server_cpu, r.requests)} | "
             f"{_per_request(r.db_cpu, r.requests)} | {_per_request(r.client_cpu, r.requests)} | {cpu_share} | "

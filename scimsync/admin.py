@@ -52,7 +52,6 @@ class AtRiskReportAdmin(ViewOnly, admin.ModelAdmin):
             response.context_data["groups"] = at_risk_groups(changelist.queryset)
         return response
 
-
     @admin.display(description="Connection", ordering="user__connection__name")
     def connection_name(self, obj):
         return obj.user.connection
@@ -142,7 +141,6 @@ class JournalEntryAdmin(ViewOnly, admin.ModelAdmin):
         return format_html_join("", "<div>{}</div>", ((c_summary(c),) for c in obj.changes.all()))
 
 
-
 @admin.register(LostEdit)
 class LostEditAdmin(ViewOnly, admin.ModelAdmin):
     """Lost edits: values a sync overwrote, each restorable as a new local edit."""
@@ -185,7 +183,6 @@ class LostEditAdmin(ViewOnly, admin.ModelAdmin):
     @admin.display(description="Connection")
     def connection(self, obj):
         return obj.entry.connection
-
 
     @admin.action(description="Restore the lost value (as a new local edit)", permissions=["restore"])
     def restore(self, request, queryset):

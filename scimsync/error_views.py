@@ -12,12 +12,13 @@ from django.views import defaults
 
 from scimsync.scim.errors import ScimError
 
-SCIM_PREFIX = "/scim/"
+from scimsync.middleware import is_scim
+
 API_PREFIX = "/api/"
 
 
 def _json_error(request, status: int, code: str, detail: str):
-    if request.path_info.startswith(SCIM_PREFIX):
+    if is_scim(request):
         from scimsync.scim.views import error_response
 
         return error_response(ScimError(status, detail))

@@ -20,11 +20,17 @@ from django.middleware import csrf
 SCIM_PREFIX = "/scim/"
 
 
+def is_scim(request) -> bool:
+    """Whether a request is for the SCIM surface: by its path within the application, as URL
+    routing sees it (a deployment under SCRIPT_NAME has the prefix in request.path only)."""
+    return request.path_info.startswith(SCIM_PREFIX)
+
+
 class _NotForScim:
     """Hand a SCIM request straight to the next middleware."""
 
     def __call__(self, request):
-        if request.path_info.startswith(SCIM_PREFIX):
+        if is_scim(request):
             return self.get_response(request)
         return super().__call__(request)
 
@@ -36,7 +42,7 @@ class SessionMiddleware(_NotForScim, sessions_middleware.SessionMiddleware):
 class CsrfViewMiddleware(_NotForScim, csrf.CsrfViewMiddleware):
     def process_view(self, request, callback, callback_args, callback_kwargs):
         # Django calls process_view apart from __call__; a SCIM view is csrf_exempt anyway.
-        if request.path_info.startswith(SCIM_PREFIX):
+        if is_scim(request):
             return None
         return super().process_view(request, callback, callback_args, callback_kwargs)
 

@@ -208,7 +208,7 @@ def sync_run_execute(*, run_id: int) -> None:
                 break
             with transaction.atomic():
                 counts, skipped = _batch_or_each(do_batch, batch)
-                extra = {"error": Concat("error", Value(_skipped_text(skipped)), output_field=TextField())} if skipped else {}
+                extra = {"error": _appended(_skipped_text(skipped))} if skipped else {}
                 # Conditional on the checkpoint this worker read: if another worker took
                 # the run over meanwhile, this batch rolls back and this worker stops.
                 advanced = _owned(run).update(
@@ -265,6 +265,11 @@ def _batch_or_each(do_batch, user_ids: list[int]) -> tuple[dict[str, int], list[
             logger.warning("sync: user %s skipped: %s", user_id, error)
             skipped.append((user_id, str(error).splitlines()[0]))
     return counts, skipped
+
+
+def _appended(text: str) -> Concat:
+    """The run's error text with `text` added, in the UPDATE that checkpoints the batch."""
+    return Concat("error", Value(text), output_field=TextField())
 
 
 def _skipped_text(skipped: list[tuple[int, str]]) -> str:
