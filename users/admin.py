@@ -346,7 +346,6 @@ class MembershipInline(ViewOnly, admin.TabularInline):
     extra = 0
 
 
-
 @admin.register(Group)
 class GroupAdmin(ViewOnly, admin.ModelAdmin):
     """Provisioned groups, shown read-only.
@@ -363,7 +362,6 @@ class GroupAdmin(ViewOnly, admin.ModelAdmin):
     search_fields = ("display_name", "external_id")
     readonly_fields = ("scim_id",)
     inlines = [MembershipInline]
-
 
     def get_queryset(self, request):
         from django.db.models import Count
