@@ -344,6 +344,11 @@ class MembershipInline(ViewOnly, admin.TabularInline):
     model = GroupMembership
     raw_id_fields = ("user",)
     extra = 0
+    verbose_name, verbose_name_plural = "member", "members"
+
+    def get_queryset(self, request):
+        # Each row links its user: one join, not a query per member (groups hold thousands).
+        return super().get_queryset(request).select_related("user")
 
 
 @admin.register(Group)

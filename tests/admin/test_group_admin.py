@@ -52,3 +52,28 @@ def test_a_provisioned_user_is_not_deleted_in_the_admin_but_a_local_account_is(a
     assert User.objects.filter(pk=local.pk).exists()  # refused as a whole: the selection held ada
     admin.post("/admin/users/user/", {"action": "delete_selected", "_selected_action": [local.pk], "post": "yes"})
     assert not User.objects.filter(pk=local.pk).exists()
+
+
+def test_a_groups_page_costs_the_same_queries_for_1_and_30_members(alice, connection, sales):
+    """The member rows link their users through one join, not a query each (STYLE.md habit 10)."""
+    from scimsync.sync import services
+    from users.services import group_replace
+
+    def members(n):
+        users = [services.user_provision(connection=connection, received={"user_name": f"m{len(ids) + k}"},
+                                         extras={}, actor=services.Actor("SCIM POST")) for k in range(n)]
+        ids.extend(str(u.scim_id) for u in users)
+        group_replace(group=sales, display_name="Sales", external_id="", member_ids=ids)
+
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    ids: list[str] = []
+    admin = logged_in(alice)
+    counts = []
+    for n in (1, 29):
+        members(n)
+        with CaptureQueriesContext(db) as captured:
+            assert admin.get(f"/admin/users/group/{sales.pk}/change/").status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1], counts
